@@ -1,0 +1,164 @@
+"""The `data` stage: find or fetch a dataset and write it in the one uniform format.
+
+Uniform format (a folder, `data/prepared`):
+- `train.npz`, `test.npz`: `images` uint8 (N, H, W, C), `labels` int64 (N,), -1 = unknown;
+- `meta.json`: dataset name, class names, image size, channels, protocol, where the files
+  came from, and the number of images per split.
+
+Later stages read only this folder and never know where the data came from.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from gccluster.config import DataConfig
+from gccluster.data.sources import (
+    FILE_SOURCES,
+    RawDataset,
+    RawSplit,
+    find_dataset_folder,
+)
+from gccluster.errors import UserError
+from gccluster.io import atomic_dir, write_json, write_npz
+
+
+@dataclass(frozen=True)
+class PreparedDataset:
+    train: RawSplit
+    test: RawSplit
+    meta: dict
+
+
+def load_digits_dataset(cfg: DataConfig) -> tuple[RawDataset, str]:
+    """scikit-learn's 8x8 digits (values 0..16), split stratified with `data.split_seed`."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    images = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)[..., None]
+    labels = digits.target.astype(np.int64)
+    idx_train, idx_test = train_test_split(
+        np.arange(len(labels)),
+        test_size=cfg.test_fraction,
+        stratify=labels,
+        random_state=cfg.split_seed,
+    )
+    dataset = RawDataset(
+        RawSplit(images[idx_train], labels[idx_train]),
+        RawSplit(images[idx_test], labels[idx_test]),
+        [str(i) for i in range(10)],
+    )
+    return dataset, "sklearn.datasets.load_digits"
+
+
+def locate_files(cfg: DataConfig, data_root: Path) -> Path:
+    """Where the dataset's official files are: local_dir, data_root, system folders, download."""
+    source = FILE_SOURCES[cfg.dataset]
+    if cfg.local_dir is not None:
+        local = Path(cfg.local_dir)
+        if not local.is_dir():
+            raise UserError(f"data.local_dir = {cfg.local_dir!r}: folder does not exist")
+        folder = find_dataset_folder(source, [local])
+        if folder is None:
+            wanted = " or ".join(f"{local / s if s else local}" for s in source.subdirs)
+            raise UserError(
+                f"data.local_dir = {cfg.local_dir!r}: no {cfg.dataset} files "
+                f"(looked for {source.marker} in {wanted})"
+            )
+        return folder
+    roots = [data_root] + [Path(d) for d in source.system_dirs]
+    folder = find_dataset_folder(source, roots)
+    if folder is not None:
+        return folder
+    if not cfg.download:
+        raise UserError(
+            f"no {cfg.dataset} files in {', '.join(map(str, roots))} and data.download = false; "
+            "set data.local_dir to the folder with the official files or data.download = true"
+        )
+    source.download(data_root)
+    folder = find_dataset_folder(source, [data_root])
+    if folder is None:
+        raise UserError(f"download of {cfg.dataset} into {data_root} left no readable files")
+    return folder
+
+
+def _resize(images: np.ndarray, size: int) -> np.ndarray:
+    """Antialiased bilinear resize of uint8 NHWC images (torchvision's resize)."""
+    import torch
+    from torchvision.transforms.v2 import functional as TF
+
+    tensor = torch.from_numpy(images).permute(0, 3, 1, 2)
+    out = TF.resize(tensor, [size, size], antialias=True)
+    return out.permute(0, 2, 3, 1).contiguous().numpy()
+
+
+def prepare_dataset(cfg: DataConfig, data_root: str | Path) -> PreparedDataset:
+    if cfg.dataset == "digits":
+        raw, origin = load_digits_dataset(cfg)
+        native = 8
+    else:
+        folder = locate_files(cfg, Path(data_root))
+        raw = FILE_SOURCES[cfg.dataset].read(folder, unlabeled=cfg.stl10_unlabeled)
+        origin = str(folder)
+        native = FILE_SOURCES[cfg.dataset].native_size
+    size = cfg.image_size or native
+    train, test = raw.train, raw.test
+    for name, split in (("train", train), ("test", test)):
+        if split.images.shape[1:3] != (native, native):
+            raise UserError(
+                f"{origin}: {name} images are {split.images.shape[1:3]}, expected "
+                f"{native}x{native} for {cfg.dataset}"
+            )
+    if size != native:
+        train = RawSplit(_resize(train.images, size), train.labels)
+        test = RawSplit(_resize(test.images, size), test.labels)
+    if cfg.protocol == "train+test":
+        both = RawSplit(
+            np.concatenate([train.images, test.images]),
+            np.concatenate([train.labels, test.labels]),
+        )
+        # Labelled part only on the evaluation side: STL-10's unlabelled images have no class.
+        known = both.labels >= 0
+        train, test = both, RawSplit(both.images[known], both.labels[known])
+    meta = {
+        "dataset": cfg.dataset,
+        "class_names": list(raw.class_names),
+        "n_classes": len(raw.class_names),
+        "image_size": size,
+        "channels": int(train.images.shape[-1]),
+        "protocol": cfg.protocol,
+        "source": origin,
+        "n_train": len(train.labels),
+        "n_test": len(test.labels),
+    }
+    return PreparedDataset(train, test, meta)
+
+
+def write_prepared(prepared: PreparedDataset, folder: str | Path) -> None:
+    with atomic_dir(folder) as tmp:
+        for name, split in (("train", prepared.train), ("test", prepared.test)):
+            write_npz(tmp / f"{name}.npz", images=split.images, labels=split.labels)
+        write_json(tmp / "meta.json", prepared.meta)
+
+
+def load_prepared(folder: str | Path) -> PreparedDataset:
+    """Read the uniform format written by `write_prepared`."""
+    folder = Path(folder)
+    meta_path = folder / "meta.json"
+    if not meta_path.is_file():
+        raise UserError(f"{folder}: no prepared dataset (run the data stage first)")
+    meta = json.loads(meta_path.read_text())
+    splits = []
+    for name in ("train", "test"):
+        path = folder / f"{name}.npz"
+        try:
+            with np.load(path) as arrays:
+                splits.append(RawSplit(arrays["images"], arrays["labels"]))
+        except (OSError, KeyError, ValueError) as err:
+            raise UserError(f"{path}: unreadable prepared split ({err})") from None
+    return PreparedDataset(splits[0], splits[1], meta)
