@@ -1,0 +1,34 @@
+"""Features F(X) and cluster predictions C(F(X)) for a whole split, in eval mode."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from gccluster.runtime import autocast, images_to_tensor, to_model_input
+
+
+@torch.no_grad()
+def extract_features(
+    backbone: nn.Module, images: np.ndarray, device: torch.device, batch_size: int = 512
+) -> np.ndarray:
+    """F(X) for uint8 (N, H, W, C) images -> float32 (N, feature_dim)."""
+    backbone = backbone.to(device).eval()
+    data = images_to_tensor(images, device)
+    chunks = []
+    for start in range(0, len(data), batch_size):
+        with autocast(device):
+            chunks.append(backbone(to_model_input(data[start : start + batch_size])).float().cpu())
+    return torch.cat(chunks).numpy()
+
+
+@torch.no_grad()
+def predict_clusters(head: nn.Module, features: np.ndarray, device: torch.device, batch_size: int = 4096) -> np.ndarray:
+    """argmax_k C(F(X))_k for precomputed features."""
+    head = head.to(device).eval()
+    out = []
+    for start in range(0, len(features), batch_size):
+        chunk = torch.from_numpy(features[start : start + batch_size]).to(device)
+        out.append(head(chunk).argmax(dim=1).cpu())
+    return torch.cat(out).numpy()

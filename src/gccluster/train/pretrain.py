@@ -1,0 +1,95 @@
+"""Stage I, part 1: SimCLR pretraining of the feature extractor F with Eq. 1."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from gccluster.config import PretrainConfig
+from gccluster.data.augment import build_view_augment
+from gccluster.losses.contrastive import nt_xent
+from gccluster.models.backbones import build_backbone
+from gccluster.models.heads import ProjectionHead
+from gccluster.runtime import autocast, images_to_tensor, progress, to_model_input
+from gccluster.train.optim import build_optimizer, build_scheduler, check_finite
+from gccluster.train.resume import EpochCheckpointer, ResumeState
+
+
+@dataclass
+class PretrainResult:
+    backbone: nn.Module
+    arch: dict
+    epoch_loss: list[float]
+
+
+def backbone_arch(cfg: PretrainConfig, channels: int, image_size: int) -> dict:
+    """Keyword arguments that rebuild the backbone (stored in its checkpoint)."""
+    return {"name": cfg.backbone, "in_channels": channels, "image_size": image_size, "width": cfg.width}
+
+
+def pretrain_simclr(
+    train_images: np.ndarray,
+    dataset: str,
+    cfg: PretrainConfig,
+    device: torch.device,
+    generator: torch.Generator,
+    checkpointer: EpochCheckpointer | None = None,
+) -> PretrainResult:
+    """Train F (and a throw-away projection head) on two random views per image.
+
+    `train_images`: uint8 (N, H, W, C). Labels are not an argument: pretraining never sees them.
+    Batches are drawn without replacement each epoch; the last incomplete batch is dropped
+    so that every NT-Xent sees the same number of negatives.
+    """
+    n_images, size, _, channels = train_images.shape
+    arch = backbone_arch(cfg, channels, size)
+    backbone = build_backbone(**arch)
+    projector = ProjectionHead(backbone.feature_dim, cfg.projection_dim)
+    model = nn.ModuleDict({"backbone": backbone, "projector": projector}).to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    augment = build_view_augment(
+        cfg.augment.policy, dataset, size, channels, cfg.augment.crop_min_scale
+    ).to(device)
+    optimizer = build_optimizer(model.parameters(), cfg.optimizer)
+    scheduler = build_scheduler(optimizer, cfg.schedule, cfg.epochs)
+
+    state = ResumeState(history={"loss": []})
+    stateful = {"model": model, "optimizer": optimizer, "scheduler": scheduler}
+    if checkpointer is not None:
+        state = checkpointer.restore(stateful, generator)
+        state.history.setdefault("loss", [])
+
+    images = images_to_tensor(train_images, device)
+    batch_size = min(cfg.batch_size, n_images)
+    steps = n_images // batch_size
+    hint = "lower pretrain.optimizer.lr or raise pretrain.temperature"
+    bar = progress(range(state.epoch, cfg.epochs), desc="pretrain", initial=state.epoch, total=cfg.epochs)
+    model.train()
+    for epoch in bar:
+        order = torch.randperm(n_images, generator=generator).to(device)
+        total = 0.0
+        for step in range(steps):
+            batch = images[order[step * batch_size : (step + 1) * batch_size]].float() / 255.0
+            with torch.no_grad():
+                view_a, view_b = augment(batch), augment(batch)
+            with autocast(device):
+                z_a = model["projector"](model["backbone"](to_model_input(view_a)))
+                z_b = model["projector"](model["backbone"](to_model_input(view_b)))
+            loss = nt_xent(z_a, z_b, cfg.temperature)
+            check_finite(loss, "pretrain", epoch, step, hint)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += loss.item()
+        scheduler.step()
+        state.history["loss"].append(total / steps)
+        state.epoch = epoch + 1
+        if hasattr(bar, "set_postfix"):
+            bar.set_postfix(loss=f"{total / steps:.4f}")
+        if checkpointer is not None and state.epoch < cfg.epochs:
+            checkpointer.save(stateful, generator, state)
+    return PretrainResult(backbone=model["backbone"].cpu(), arch=arch, epoch_loss=state.history["loss"])

@@ -1,0 +1,44 @@
+"""DVC stage `evaluate`: test-split ACC/NMI/ARI of every model -> results/metrics.json."""
+
+from pathlib import Path
+
+import numpy as np
+import typer
+
+from gccluster import paths
+from gccluster.config import load_params
+from gccluster.data.prepare import load_prepared
+from gccluster.errors import UserError, stage_errors
+from gccluster.evaluation import stage_one_metrics
+from gccluster.io import write_json
+from gccluster.models.loading import load_backbone, load_cluster_head
+from gccluster.runtime import resolve_device, seed_everything
+
+app = typer.Typer(add_completion=False)
+
+
+@app.command()
+def main(params_file: Path = typer.Option(paths.PARAMS, "--params")) -> None:
+    with stage_errors("evaluate"):
+        params = load_params(params_file)
+        device = resolve_device(params.base.device)
+        data = load_prepared(paths.PREPARED_DIR)
+        seed_everything(params.base.seed)
+        backbone = load_backbone(paths.BACKBONE)
+        head = load_cluster_head(paths.CLUSTER_HEAD, expected_in_dim=backbone.feature_dim)
+        try:
+            with np.load(paths.KMEANS) as arrays:
+                centers = arrays["centers"]
+        except (OSError, KeyError, ValueError) as err:
+            raise UserError(f"{paths.KMEANS}: unreadable K-means centers ({err})") from None
+        metrics = stage_one_metrics(
+            data, backbone, head, centers, device,
+            params.evaluate.batch_size, params.evaluate.pixel_kmeans_n_init, params.base.seed,
+        )
+        write_json(paths.METRICS, metrics)
+        for name, scores in metrics.items():
+            print(f"{name:>15}: " + "  ".join(f"{k}={v:.4f}" for k, v in scores.items()))
+
+
+if __name__ == "__main__":
+    app()

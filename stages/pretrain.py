@@ -1,0 +1,40 @@
+"""DVC stage `pretrain`: SimCLR pretraining of F (Eq. 1) -> results/pretrain/."""
+
+from pathlib import Path
+
+import typer
+
+from gccluster import paths
+from gccluster.checkpoints import save_checkpoint
+from gccluster.config import load_params
+from gccluster.data.prepare import load_prepared
+from gccluster.errors import stage_errors
+from gccluster.io import write_csv
+from gccluster.runtime import resolve_device, seed_everything
+from gccluster.train.pretrain import pretrain_simclr
+from gccluster.train.resume import EpochCheckpointer
+
+app = typer.Typer(add_completion=False)
+
+
+@app.command()
+def main(params_file: Path = typer.Option(paths.PARAMS, "--params")) -> None:
+    with stage_errors("pretrain"):
+        params = load_params(params_file)
+        device = resolve_device(params.base.device)
+        data = load_prepared(paths.PREPARED_DIR)
+        generator = seed_everything(params.base.seed)
+        config = {"base": params.base.model_dump(), "pretrain": params.pretrain.model_dump(), "data": data.meta}
+        checkpointer = EpochCheckpointer("pretrain", config)
+        result = pretrain_simclr(
+            data.train.images, data.meta["dataset"], params.pretrain, device, generator, checkpointer
+        )
+        write_csv(paths.PRETRAIN_LOSS, {
+            "epoch": list(range(1, len(result.epoch_loss) + 1)), "loss": result.epoch_loss,
+        })
+        save_checkpoint(paths.BACKBONE, "backbone", result.backbone, result.arch, config)
+        checkpointer.clear()
+
+
+if __name__ == "__main__":
+    app()
