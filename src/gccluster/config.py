@@ -103,6 +103,118 @@ class PseudolabelConfig(_Section):
     lr: float = Field(1e-4, gt=0.0, le=10.0)
 
 
+class DiffusionConfig(_Section):
+    """The class-conditional DDPM G (Eq. 3-6) and how its images are drawn."""
+
+    # U-Net: channels per resolution level and residual blocks per level (diffusers
+    # UNet2DModel). Paper 4.1: 16 residual blocks of two convs with dropout; the CPU
+    # default is smaller (3 levels x 1 block: 11 residual blocks in all).
+    block_channels: tuple[int, ...] = Field((32, 64, 64), min_length=1, max_length=6)
+    layers_per_block: int = Field(1, ge=1, le=4)
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    activation: Literal["silu", "relu"] = "silu"
+    timesteps: int = Field(1000, ge=2, description="T of the forward process")
+    beta_start: float = Field(1e-4, gt=0.0, lt=1.0)
+    beta_end: float = Field(0.02, gt=0.0, lt=1.0)
+    epochs: int = Field(80, ge=1, description="paper 4.1: about 300")
+    batch_size: int = Field(64, ge=1)
+    lr: float = Field(2e-4, gt=0.0, le=1.0, description="paper 4.1: Adam 2e-4")
+    sampler: Literal["ddim", "ddpm"] = "ddim"
+    sample_steps: int = Field(25, ge=1, description="DDIM steps; ddpm always uses all T")
+    grid_per_cluster: int = Field(10, ge=1, le=64)
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> DiffusionConfig:
+        if self.beta_end <= self.beta_start:
+            raise ValueError(f"diffusion.beta_end ({self.beta_end}) must exceed diffusion.beta_start ({self.beta_start})")
+        if self.sampler == "ddim" and self.sample_steps > self.timesteps:
+            raise ValueError(
+                f"diffusion.sample_steps ({self.sample_steps}) must not exceed diffusion.timesteps ({self.timesteps})"
+            )
+        if any(c < 1 for c in self.block_channels):
+            raise ValueError(f"diffusion.block_channels must be positive, got {list(self.block_channels)}")
+        return self
+
+
+class RoundConfig(_Section):
+    init: str = Field(..., description="pseudolabel, or the name of the round this one starts from")
+
+
+class LossWeightsConfig(_Section):
+    """Weights of Eq. 12; 0 removes a term (the GCC-d / GCC-cwm / GCC-ml ablations)."""
+
+    d: float = Field(1.0, ge=0.0)
+    cwm: float = Field(1.0, ge=0.0)
+    ml: float = Field(1.0, ge=0.0)
+
+
+# Round outputs live in results/<round name>/, beside the stage folders.
+RESERVED_ROUND_NAMES = {"pretrain", "pseudolabel", "diffusion", "evaluate", "figures", "data", "rounds"}
+
+
+class GCCConfig(_Section):
+    """Stage II: the collaborative rounds of 3.4 (Eq. 8-12 for F and C, Eq. 6 for G)."""
+
+    # Each round names its predecessor; results/<name>/ holds its F, C and G.
+    rounds: dict[str, RoundConfig] = Field(
+        default_factory=lambda: {
+            "r1": RoundConfig(init="pseudolabel"),
+            "r2": RoundConfig(init="r1"),
+            "r3": RoundConfig(init="r2"),
+        }
+    )
+    # The last round of the chain: `evaluate` depends on it (dvc.yaml cannot list the rounds).
+    final_round: str = "r3"
+    cluster_epochs: int = Field(5, ge=1, description="paper 4.1: 5")
+    diffusion_epochs: int = Field(2, ge=0, description="paper 4.1: 2")
+    bank_size: int = Field(1000, ge=1, description="generated images per round")
+    batch_size: int = Field(128, ge=2)
+    lr: float = Field(1e-4, gt=0.0, le=1.0, description="Adam for F and C (paper 4.1)")
+    diffusion_lr: float = Field(2e-4, gt=0.0, le=1.0, description="Adam for G (paper 4.1)")
+    weights: LossWeightsConfig = LossWeightsConfig()
+    # Gaussian kernel bandwidth of L_d: "median" (median pairwise distance in each batch) or a number.
+    bandwidth: Literal["median"] | float = "median"
+
+    @model_validator(mode="after")
+    def _check_rounds(self) -> GCCConfig:
+        if not self.rounds:
+            raise ValueError("gcc.rounds must name at least one round")
+        for name, item in self.rounds.items():
+            if not name.isidentifier() or name in RESERVED_ROUND_NAMES:
+                raise ValueError(
+                    f"gcc.rounds: {name!r} is not allowed as a round name (use letters, digits, _; "
+                    f"not one of {', '.join(sorted(RESERVED_ROUND_NAMES))})"
+                )
+            if item.init != "pseudolabel" and item.init not in self.rounds:
+                raise ValueError(
+                    f"gcc.rounds.{name}.init = {item.init!r}: must be pseudolabel or one of "
+                    f"{', '.join(self.rounds)}"
+                )
+        chain = round_chain(self.rounds)
+        if len(chain) != len(self.rounds):
+            raise ValueError(
+                "gcc.rounds must form one chain starting at init: pseudolabel, each round "
+                f"followed by at most one other (found chain {' -> '.join(['pseudolabel', *chain])})"
+            )
+        if self.final_round != chain[-1]:
+            raise ValueError(f"gcc.final_round = {self.final_round!r}: must be the last round of the chain, {chain[-1]!r}")
+        if isinstance(self.bandwidth, float) and self.bandwidth <= 0:
+            raise ValueError(f"gcc.bandwidth = {self.bandwidth}: must be 'median' or a positive number")
+        return self
+
+
+def round_chain(rounds: dict[str, RoundConfig]) -> list[str]:
+    """Round names in execution order, following `init` links from pseudolabel."""
+    followers: dict[str, list[str]] = {}
+    for name, item in rounds.items():
+        followers.setdefault(item.init, []).append(name)
+    chain, current = [], "pseudolabel"
+    while len(followers.get(current, [])) == 1 and len(chain) <= len(rounds):
+        current = followers[current][0]
+        chain.append(current)
+    return chain
+
+
 class EvaluateConfig(_Section):
     batch_size: int = Field(512, ge=1)
     pixel_kmeans_n_init: int = Field(10, ge=1)
@@ -113,7 +225,18 @@ class Params(_Section):
     data: DataConfig = DataConfig()
     pretrain: PretrainConfig = PretrainConfig()
     pseudolabel: PseudolabelConfig = PseudolabelConfig()
+    diffusion: DiffusionConfig = DiffusionConfig()
+    gcc: GCCConfig = GCCConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
+
+    @model_validator(mode="after")
+    def _cross_section_checks(self) -> Params:
+        if self.gcc.bank_size < self.pseudolabel.n_clusters:
+            raise ValueError(
+                f"gcc.bank_size ({self.gcc.bank_size}) must be at least pseudolabel.n_clusters "
+                f"({self.pseudolabel.n_clusters}): every cluster needs generated images"
+            )
+        return self
 
 
 def validate_params(raw: Any, source: str = "params.yaml") -> Params:
@@ -139,22 +262,35 @@ def load_params(path: str | os.PathLike = "params.yaml") -> Params:
 
 
 def _describe_first_error(err: ValidationError, raw: dict, source: str) -> str:
-    first = err.errors()[0]
+    errors = err.errors()
+    first = errors[0]
     loc = [str(part) for part in first["loc"]]
-    key = ".".join(loc)
     if first["type"] == "extra_forbidden":
         parent = ".".join(loc[:-1]) or "the top level"
         allowed = _allowed_keys(loc[:-1])
-        return f"{source}: unknown key {key} (allowed in {parent}: {', '.join(allowed)})"
+        return f"{source}: unknown key {'.'.join(loc)} (allowed in {parent}: {', '.join(allowed)})"
     if first["type"] == "missing":
-        return f"{source}: {key} is required"
-    message = first["msg"]
-    if message.startswith("Value error, "):
-        message = message[len("Value error, ") :]
-    if first["type"] == "value_error" and not loc:
-        return f"{source}: {message}"
-    value = _lookup(raw, loc)
-    return f"{source}: {key} = {value!r}: {message}"
+        return f"{source}: {'.'.join(loc)} is required"
+    if first["type"] == "value_error":
+        # Our own cross-field checks: their messages name the keys involved.
+        return f"{source}: {first['msg'].removeprefix('Value error, ')}"
+    # Unions (e.g. "median" or a number) add a tag to the location: keep the real keys.
+    keys = _existing_prefix(raw, loc)
+    messages = [first["msg"]]
+    if len(keys) < len(loc):
+        messages = list(dict.fromkeys(e["msg"] for e in errors if [str(p) for p in e["loc"]][: len(keys)] == keys))
+    return f"{source}: {'.'.join(keys)} = {_lookup(raw, keys)!r}: {' or '.join(messages)}"
+
+
+def _existing_prefix(raw: Any, loc: list[str]) -> list[str]:
+    node, keys = raw, []
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+            keys.append(part)
+        else:
+            break
+    return keys
 
 
 def _lookup(raw: Any, loc: list[str]) -> Any:

@@ -23,3 +23,34 @@ METRICS = RESULTS / "metrics.json"
 
 # Undeclared, git-ignored resume state of long stages; removed when a stage completes.
 SCRATCH = Path(".scratch")
+
+DIFFUSION_DIR = RESULTS / "diffusion"
+UNET = DIFFUSION_DIR / "unet.pt"
+DIFFUSION_LOSS = DIFFUSION_DIR / "loss.csv"
+DIFFUSION_SAMPLES = DIFFUSION_DIR / "samples.png"
+
+METRICS_BY_ROUND = RESULTS / "metrics_by_round.csv"
+
+
+class RoundPaths:
+    """Files of one GCC round, in results/<name>/ (dvc.yaml: the `round` foreach)."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.dir = RESULTS / name
+        self.backbone = self.dir / "backbone.pt"
+        self.cluster_head = self.dir / "cluster_head.pt"
+        self.unet = self.dir / "unet.pt"
+        self.bank = self.dir / "bank.npz"
+        self.bank_grid = self.dir / "bank_grid.png"
+        self.cluster_loss = self.dir / "cluster_loss.csv"
+        self.diffusion_loss = self.dir / "diffusion_loss.csv"
+
+
+def round_inputs(init: str) -> tuple[Path, Path, Path]:
+    """(F, C, G) checkpoints a round starts from: Stage I's for init=pseudolabel, else the
+    predecessor round's."""
+    if init == "pseudolabel":
+        return BACKBONE, CLUSTER_HEAD, UNET
+    previous = RoundPaths(init)
+    return previous.backbone, previous.cluster_head, previous.unet

@@ -1,0 +1,54 @@
+"""DVC stage `diffusion`: train the class-conditional DDPM G (Eq. 6) on real train images
+labelled by the frozen F and C -> results/diffusion/."""
+
+from pathlib import Path
+
+import typer
+
+from gccluster import paths
+from gccluster.checkpoints import save_checkpoint
+from gccluster.config import load_params
+from gccluster.data.prepare import load_prepared
+from gccluster.diffusion import build_unet, grid_labels, sample_images, train_diffusion, unet_arch
+from gccluster.errors import stage_errors
+from gccluster.features import extract_features, predict_clusters
+from gccluster.figures import save_cluster_grid
+from gccluster.io import write_csv
+from gccluster.models.loading import load_clustering_branch
+from gccluster.runtime import resolve_device, seed_everything
+from gccluster.train.resume import EpochCheckpointer
+
+app = typer.Typer(add_completion=False)
+
+
+@app.command()
+def main(params_file: Path = typer.Option(paths.PARAMS, "--params")) -> None:
+    with stage_errors("diffusion"):
+        params = load_params(params_file)
+        cfg = params.diffusion
+        device = resolve_device(params.base.device)
+        data = load_prepared(paths.PREPARED_DIR)
+        backbone, head = load_clustering_branch(paths.BACKBONE, paths.CLUSTER_HEAD)
+        generator = seed_everything(params.base.seed)
+        pseudo = predict_clusters(head, extract_features(backbone, data.train.images, device), device)
+        arch = unet_arch(cfg, data.meta["image_size"], data.meta["channels"], head.n_clusters)
+        config = {"base": params.base.model_dump(), "diffusion": cfg.model_dump(), "data": data.meta}
+        checkpointer = EpochCheckpointer("diffusion", config)
+        result = train_diffusion(
+            build_unet(**arch), data.train.images, pseudo, cfg, cfg.epochs, cfg.lr, device, generator,
+            "diffusion", checkpointer,
+        )
+        grid = sample_images(result.unet, cfg, grid_labels(head.n_clusters, cfg.grid_per_cluster), device,
+                             generator, desc="diffusion grid")
+        write_csv(paths.DIFFUSION_LOSS, {"epoch": list(range(1, len(result.epoch_loss) + 1)), "loss": result.epoch_loss})
+        save_cluster_grid(grid, cfg.grid_per_cluster, paths.DIFFUSION_SAMPLES, scale=_grid_scale(data.meta["image_size"]))
+        save_checkpoint(paths.UNET, "unet", result.unet, arch, config)
+        checkpointer.clear()
+
+
+def _grid_scale(image_size: int) -> int:
+    return max(1, 48 // image_size)
+
+
+if __name__ == "__main__":
+    app()
