@@ -6,12 +6,12 @@ import numpy as np
 import typer
 
 from gccluster import paths
-from gccluster.config import load_params
+from gccluster.config import load_params, round_chain
 from gccluster.data.prepare import load_prepared
 from gccluster.errors import UserError, stage_errors
-from gccluster.evaluation import stage_one_metrics
-from gccluster.io import write_json
-from gccluster.models.loading import load_backbone, load_cluster_head
+from gccluster.evaluation import metrics_by_round, round_metrics, stage_one_metrics
+from gccluster.io import write_csv, write_json
+from gccluster.models.loading import load_clustering_branch
 from gccluster.runtime import resolve_device, seed_everything
 
 app = typer.Typer(add_completion=False)
@@ -24,19 +24,24 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params")) -> None:
         device = resolve_device(params.base.device)
         data = load_prepared(paths.PREPARED_DIR)
         seed_everything(params.base.seed)
-        backbone = load_backbone(paths.BACKBONE)
-        head = load_cluster_head(paths.CLUSTER_HEAD, expected_in_dim=backbone.feature_dim)
+        backbone, head = load_clustering_branch(paths.BACKBONE, paths.CLUSTER_HEAD)
         try:
             with np.load(paths.KMEANS) as arrays:
                 centers = arrays["centers"]
         except (OSError, KeyError, ValueError) as err:
             raise UserError(f"{paths.KMEANS}: unreadable K-means centers ({err})") from None
-        metrics = stage_one_metrics(
+        stage_one = stage_one_metrics(
             data, backbone, head, centers, device,
             params.evaluate.batch_size, params.evaluate.pixel_kmeans_n_init, params.base.seed,
         )
+        metrics = dict(stage_one)
+        chain = round_chain(params.gcc.rounds)
+        rounds = round_metrics(data, chain, device, params.evaluate.batch_size)
+        metrics["rounds"] = rounds
+        metrics["final"] = {k: rounds[chain[-1]][k] for k in ("acc", "nmi", "ari")}
+        write_csv(paths.METRICS_BY_ROUND, metrics_by_round(metrics, rounds))
         write_json(paths.METRICS, metrics)
-        for name, scores in metrics.items():
+        for name, scores in [*stage_one.items(), *rounds.items()]:
             print(f"{name:>15}: " + "  ".join(f"{k}={v:.4f}" for k, v in scores.items()))
 
 

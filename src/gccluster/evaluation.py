@@ -3,8 +3,12 @@
 Keys of `results/metrics.json` (stable; later stages add entries beside these):
 - `kmeans_pixels`: K-means on raw pixels, fit on train, applied to test (the floor);
 - `pretext_kmeans`: K-means on SimCLR features, fit on train, applied to test;
-- `cluster_head`: argmax of the cluster head C(F(x)) trained with Eq. 2.
-Each entry is {"acc", "nmi", "ari"}.
+- `cluster_head`: argmax of the cluster head C(F(x)) trained with Eq. 2;
+- `rounds.<name>`: each GCC round's C(F(x)) after its fine-tuning, plus `bank_agreement`:
+  the fraction of the round's generated bank that this C(F(.)) assigns to the cluster the
+  image was generated for;
+- `final`: the last round's scores (the GCC result).
+Each entry holds {"acc", "nmi", "ari"}.
 """
 
 from __future__ import annotations
@@ -14,6 +18,9 @@ import torch
 from sklearn.cluster import KMeans
 
 from gccluster.data.prepare import PreparedDataset
+from gccluster.errors import UserError
+from gccluster.models.loading import load_clustering_branch
+from gccluster.paths import RoundPaths
 from gccluster.features import extract_features, predict_clusters
 from gccluster.metrics import clustering_scores
 from gccluster.train.pseudolabel import assign_to_centers
@@ -45,4 +52,50 @@ def stage_one_metrics(
         ),
         "pretext_kmeans": clustering_scores(labels, assign_to_centers(features, centers)),
         "cluster_head": clustering_scores(labels, predict_clusters(head, features, device)),
+    }
+
+
+def head_scores(
+    backbone: torch.nn.Module, head: torch.nn.Module, images: np.ndarray, labels: np.ndarray,
+    device: torch.device, batch_size: int,
+) -> dict[str, float]:
+    features = extract_features(backbone, images, device, batch_size)
+    return clustering_scores(labels, predict_clusters(head, features, device))
+
+
+def bank_agreement(
+    backbone: torch.nn.Module, head: torch.nn.Module, bank_images: np.ndarray, bank_labels: np.ndarray,
+    device: torch.device, batch_size: int,
+) -> float:
+    """Fraction of generated images that C(F(.)) assigns to their conditioning cluster."""
+    features = extract_features(backbone, bank_images, device, batch_size)
+    return round(float(np.mean(predict_clusters(head, features, device) == bank_labels)), 4)
+
+
+def round_metrics(
+    data: PreparedDataset, chain: list[str], device: torch.device, batch_size: int
+) -> dict[str, dict[str, float]]:
+    out = {}
+    for name in chain:
+        files = RoundPaths(name)
+        backbone, head = load_clustering_branch(files.backbone, files.cluster_head)
+        try:
+            with np.load(files.bank) as arrays:
+                bank_images, bank_labels = arrays["images"], arrays["labels"]
+        except (OSError, KeyError, ValueError) as err:
+            raise UserError(f"{files.bank}: unreadable bank ({err})") from None
+        scores = head_scores(backbone, head, data.test.images, data.test.labels, device, batch_size)
+        scores["bank_agreement"] = bank_agreement(backbone, head, bank_images, bank_labels, device, batch_size)
+        out[name] = scores
+    return out
+
+
+def metrics_by_round(stage_one: dict, rounds: dict[str, dict[str, float]]) -> dict[str, list]:
+    """Columns for `dvc plots`: step 0 is the Stage I head, step i the i-th round."""
+    names = ["cluster_head", *rounds]
+    rows = [stage_one["cluster_head"], *rounds.values()]
+    return {
+        "step": list(range(len(names))),
+        "round": names,
+        **{metric: [row[metric] for row in rows] for metric in ("acc", "nmi", "ari")},
     }

@@ -1,0 +1,159 @@
+"""Stage II: one GCC round's clustering step (3.3, Eq. 8-12) and its generated bank.
+
+In the paper every real batch's predicted labels ŷ condition a freshly generated batch.
+Sampling a DDPM inside every step is too slow to be practical, so a round first draws a
+labelled bank from the frozen G, with labels in proportion to the clusters the head
+predicts on the train split, and then pairs each real batch with bank images of the very
+clusters the head predicts for it (DESIGN.md §4).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from gccluster.config import GCCConfig
+from gccluster.losses.calibration import (
+    CalibrationWeights,
+    cluster_wise_matching,
+    gcc_objective,
+    median_bandwidth,
+    mmd_per_cluster,
+    reliable_metric_loss,
+)
+from gccluster.runtime import autocast, images_to_tensor, progress, to_model_input
+from gccluster.train.optim import check_finite
+from gccluster.train.resume import EpochCheckpointer, ResumeState
+
+LOSS_PARTS = ("total", "d", "cwm", "ml")
+
+
+def bank_label_counts(predicted: np.ndarray, n_clusters: int, bank_size: int) -> np.ndarray:
+    """How many images of each cluster to generate: `bank_size` split in proportion to the
+    clusters predicted on the train split (largest-remainder rounding, so counts sum exactly).
+    """
+    freq = np.bincount(predicted, minlength=n_clusters)[:n_clusters] / max(len(predicted), 1)
+    raw = freq * bank_size
+    counts = np.floor(raw).astype(np.int64)
+    short = bank_size - int(counts.sum())
+    order = np.argsort(-(raw - counts), kind="stable")
+    counts[order[:short]] += 1
+    return counts
+
+
+@dataclass
+class Bank:
+    images: np.ndarray  # uint8 (M, H, W, C)
+    labels: np.ndarray  # int64 (M,), the conditioning clusters
+
+
+class BankPairing:
+    """Draws, for a batch of predicted clusters, one bank image of each sample's cluster."""
+
+    def __init__(self, bank_labels: torch.Tensor, n_clusters: int):
+        self.members = [torch.nonzero(bank_labels == k).flatten() for k in range(n_clusters)]
+
+    def draw(self, clusters: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Bank indices, one per entry of `clusters` that has bank images (others are dropped)."""
+        picks = []
+        for k in torch.unique(clusters).tolist():
+            pool = self.members[k]
+            if len(pool) == 0:
+                continue
+            count = int((clusters == k).sum())
+            picks.append(pool[torch.randint(len(pool), (count,), generator=generator)])
+        return torch.cat(picks) if picks else torch.empty(0, dtype=torch.long)
+
+
+@torch.no_grad()
+def predict_batch(backbone: nn.Module, head: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """ŷ = argmax C(F(x)) with BatchNorm in eval mode (no running-stat update)."""
+    was_training = backbone.training
+    backbone.eval()
+    head.eval()
+    clusters = head(backbone(x)).argmax(dim=1)
+    backbone.train(was_training)
+    head.train(was_training)
+    return clusters
+
+
+def calibrate_clustering(
+    backbone: nn.Module,
+    head: nn.Module,
+    real_images: np.ndarray,
+    bank: Bank,
+    cfg: GCCConfig,
+    device: torch.device,
+    generator: torch.Generator,
+    stage: str,
+    checkpointer: EpochCheckpointer | None = None,
+) -> dict[str, list[float]]:
+    """Fine-tune F and C for `cfg.cluster_epochs` epochs with Eq. 12 on real + bank images.
+
+    Per step: ŷ = C(F(x)) on a real batch; a generated batch with the same clusters is
+    drawn from the bank; real and generated images go through F together (one BatchNorm
+    batch, so the shift between the two sets stays visible to L_d); then
+    w_d L_d(F(x), ŷ; F(x̃), ỹ) + w_cwm L_cwm(F(x̃), ỹ) + w_ml L_ml(softmax C(F(x̃)), ỹ).
+    Returns the per-epoch mean of each part ("total", "d", "cwm", "ml").
+    """
+    weights = CalibrationWeights(cfg.weights.d, cfg.weights.cwm, cfg.weights.ml)
+    model = nn.ModuleDict({"backbone": backbone, "head": head}).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    state = ResumeState(history={part: [] for part in LOSS_PARTS})
+    stateful = {"model": model, "optimizer": optimizer}
+    if checkpointer is not None:
+        state = checkpointer.restore(stateful, generator)
+        for part in LOSS_PARTS:
+            state.history.setdefault(part, [])
+
+    real = images_to_tensor(real_images, device)
+    fake = images_to_tensor(bank.images, device)
+    fake_labels = torch.from_numpy(bank.labels).to(device)
+    pairing = BankPairing(torch.from_numpy(bank.labels), head.n_clusters)
+    n = len(real)
+    model.train()
+    bar = progress(range(state.epoch, cfg.cluster_epochs), desc=f"{stage} F,C", initial=state.epoch,
+                   total=cfg.cluster_epochs)
+    for epoch in bar:
+        order = torch.randperm(n, generator=generator).to(device)
+        sums = dict.fromkeys(LOSS_PARTS, 0.0)
+        steps = 0
+        for step, start in enumerate(range(0, n, cfg.batch_size)):
+            x_real = to_model_input(real[order[start : start + cfg.batch_size]])
+            if len(x_real) < 2:
+                continue  # BatchNorm needs two samples; only a 1-image tail batch is skipped
+            predicted = predict_batch(backbone, head, x_real)
+            picks = pairing.draw(predicted.cpu(), generator).to(device)
+            x_fake = to_model_input(fake[picks])
+            fake_clusters = fake_labels[picks]
+            with autocast(device):
+                features = backbone(torch.cat([x_real, x_fake]))
+                f_real, f_fake = features[: len(x_real)].float(), features[len(x_real) :].float()
+                probs_fake = torch.softmax(head(f_fake).float(), dim=1)
+            bandwidth = median_bandwidth(torch.cat([f_real, f_fake])) if cfg.bandwidth == "median" else cfg.bandwidth
+            parts = {
+                "d": mmd_per_cluster(f_real, predicted, f_fake, fake_clusters, bandwidth),
+                "cwm": cluster_wise_matching(f_fake, fake_clusters),
+                "ml": reliable_metric_loss(probs_fake, fake_clusters),
+            }
+            total = gcc_objective(parts, weights)
+            check_finite(total, stage, epoch, step, "lower gcc.lr")
+            optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            optimizer.step()
+            sums["total"] += total.item()
+            for key, value in parts.items():
+                sums[key] += value.item()
+            steps += 1
+        for part in LOSS_PARTS:
+            state.history[part].append(sums[part] / max(steps, 1))
+        state.epoch = epoch + 1
+        if hasattr(bar, "set_postfix"):
+            bar.set_postfix(loss=f"{sums['total'] / max(steps, 1):.4f}")
+        if checkpointer is not None and state.epoch < cfg.cluster_epochs:
+            checkpointer.save(stateful, generator, state)
+    model.cpu().eval()
+    return state.history
