@@ -18,13 +18,23 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY_OVERRIDES = {
     "pretrain": {"epochs": 2, "batch_size": 128, "width": 8},
     "pseudolabel": {"epochs": 2, "kmeans_n_init": 1, "head_hidden": 32},
+    "diffusion": {"epochs": 1, "block_channels": [8, 16], "batch_size": 256, "sample_steps": 2, "grid_per_cluster": 2},
+    "gcc": {
+        "rounds": {"r1": {"init": "pseudolabel"}, "r2": {"init": "r1"}},
+        "final_round": "r2",
+        "cluster_epochs": 1,
+        "diffusion_epochs": 1,
+        "bank_size": 20,
+    },
     "evaluate": {"pixel_kmeans_n_init": 1},
 }
 
 
 def deep_update(base: dict, override: dict) -> dict:
     for key, value in override.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
+        if key == "rounds":  # a dict of rounds is replaced whole, not merged
+            base[key] = value
+        elif isinstance(value, dict) and isinstance(base.get(key), dict):
             deep_update(base[key], value)
         else:
             base[key] = value

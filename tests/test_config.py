@@ -26,6 +26,18 @@ from gccluster.presets import preset_names, preset_params, render_params
         ({"data": {"stl10_unlabeled": True}}, r"stl10_unlabeled = true needs data\.dataset = stl10"),
         ({"pseudolabel": {"n_clusters": 1}}, r"pseudolabel\.n_clusters = 1: .*greater than or equal to 2"),
         ({"data": {"image_size": 4}}, r"data\.image_size = 4"),
+        ({"diffusion": {"beta_start": 0.1, "beta_end": 0.01}}, r"beta_end \(0\.01\) must exceed diffusion\.beta_start"),
+        ({"diffusion": {"sampler": "euler"}}, r"diffusion\.sampler = 'euler': .*'ddim'.*'ddpm'"),
+        ({"diffusion": {"sample_steps": 2000}}, r"sample_steps \(2000\) must not exceed diffusion\.timesteps"),
+        ({"gcc": {"bank_size": 5}}, r"gcc\.bank_size \(5\) must be at least pseudolabel\.n_clusters \(10\)"),
+        ({"gcc": {"weights": {"ml": -1}}}, r"gcc\.weights\.ml = -1"),
+        ({"gcc": {"bandwidth": "mean"}}, r"gcc\.bandwidth = 'mean': Input should be 'median' or"),
+        ({"gcc": {"final_round": "r2"}}, r"gcc\.final_round = 'r2': must be the last round of the chain, 'r3'"),
+        ({"gcc": {"rounds": {"r1": {"init": "r0"}}, "final_round": "r1"}}, r"gcc\.rounds\.r1\.init = 'r0': must be pseudolabel or one of r1"),
+        ({"gcc": {"rounds": {"a": {"init": "pseudolabel"}, "b": {"init": "a"}, "c": {"init": "a"}}, "final_round": "c"}},
+         r"one chain starting at init: pseudolabel"),
+        ({"gcc": {"rounds": {"diffusion": {"init": "pseudolabel"}}, "final_round": "diffusion"}},
+         r"'diffusion' is not allowed as a round name"),
     ],
 )
 def test_bad_values_name_key_value_and_allowed(raw, expected):
