@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import numpy as np
 import typer
 
 from gccluster import paths
@@ -21,6 +22,9 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params")) -> None:
         meta = prepared.meta
         print(f"data: {meta['dataset']} train={meta['n_train']} test={meta['n_test']} "
               f"size={meta['image_size']} from {meta['source']}")
+        if params.data.imbalance_remove is not None:
+            counts = np.bincount(prepared.train.labels[prepared.train.labels >= 0], minlength=meta["n_classes"])
+            print(f"data: imbalanced train split, images per class: {counts.tolist()}")
 
 
 if __name__ == "__main__":

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-import yaml
+
+from gccluster.scratch_project import copy_pipeline
+from gccluster.scratch_project import set_params as set_project_params
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,18 +28,8 @@ TINY_OVERRIDES = {
         "bank_size": 20,
     },
     "evaluate": {"pixel_kmeans_n_init": 1},
+    "figures": {"tsne_samples": 100, "grid_per_cluster": 2},
 }
-
-
-def deep_update(base: dict, override: dict) -> dict:
-    for key, value in override.items():
-        if key == "rounds":  # a dict of rounds is replaced whole, not merged
-            base[key] = value
-        elif isinstance(value, dict) and isinstance(base.get(key), dict):
-            deep_update(base[key], value)
-        else:
-            base[key] = value
-    return base
 
 
 def stage_env() -> dict:
@@ -62,20 +53,8 @@ def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedPr
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """The pipeline files (not results) copied to a fresh folder, params set to TINY_OVERRIDES."""
-    dest = tmp_path / "project"
-    dest.mkdir()
-    for name in ("dvc.yaml", "stages", "src", ".dvc", ".dvcignore", ".gitignore"):
-        source = ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, dest / name, ignore=shutil.ignore_patterns("__pycache__", "tmp", "cache", "*.egg-info"))
-        elif source.exists():
-            shutil.copy2(source, dest / name)
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    (dest / "params.yaml").write_text(yaml.safe_dump(deep_update(params, TINY_OVERRIDES), sort_keys=False))
-    return dest
+    return copy_pipeline(ROOT, tmp_path / "project", TINY_OVERRIDES)
 
 
 def set_params(project: Path, overrides: dict) -> None:
-    path = project / "params.yaml"
-    params = yaml.safe_load(path.read_text())
-    path.write_text(yaml.safe_dump(deep_update(params, overrides), sort_keys=False))
+    set_project_params(project / "params.yaml", overrides)

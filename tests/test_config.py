@@ -26,6 +26,7 @@ from gccluster.presets import preset_names, preset_params, render_params
         ({"data": {"stl10_unlabeled": True}}, r"stl10_unlabeled = true needs data\.dataset = stl10"),
         ({"pseudolabel": {"n_clusters": 1}}, r"pseudolabel\.n_clusters = 1: .*greater than or equal to 2"),
         ({"data": {"image_size": 4}}, r"data\.image_size = 4"),
+        ({"data": {"imbalance_remove": [0.1, 1.0]}}, r"data\.imbalance_remove = \[0\.1, 1\.0\]: each fraction must be in \[0, 1\)"),
         ({"diffusion": {"beta_start": 0.1, "beta_end": 0.01}}, r"beta_end \(0\.01\) must exceed diffusion\.beta_start"),
         ({"diffusion": {"sampler": "euler"}}, r"diffusion\.sampler = 'euler': .*'ddim'.*'ddpm'"),
         ({"diffusion": {"sample_steps": 2000}}, r"sample_steps \(2000\) must not exceed diffusion\.timesteps"),

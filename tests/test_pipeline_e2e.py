@@ -7,7 +7,8 @@ import pytest
 
 from conftest import run
 
-STAGES = ("data", "pretrain", "pseudolabel", "diffusion", "round@r1", "round@r2", "evaluate")
+STAGES = ("data", "pretrain", "pseudolabel", "diffusion", "round@r1", "round@r2", "evaluate", "figures", "report")
+AFTER_ROUNDS = {"round@r1", "round@r2", "evaluate", "figures", "report"}
 
 
 def ran_stages(output: str) -> set[str]:
@@ -39,6 +40,10 @@ def test_repro_then_noop_then_param_experiment(project):
                        "cluster_loss.csv", "diffusion_loss.csv"):
             assert (project / "results" / name / output).is_file()
     assert (project / "results" / "diffusion" / "samples.png").is_file()
+    for figure in ("tsne.png", "generated_by_round.png", "metrics_by_round.png"):
+        assert (project / "results" / "figures" / figure).read_bytes()[:4] == b"\x89PNG"
+    report = (project / "results" / "report.md").read_text()
+    assert f"| **GCC, this run (final round)** | {metrics['final']['acc']:.4f} |" in report
     # Raw pixels of digits cluster far above chance (0.1); a broken loader would not.
     assert metrics["kmeans_pixels"]["acc"] > 0.6
     loss = (project / "results" / "pretrain" / "loss.csv").read_text().splitlines()
@@ -50,7 +55,7 @@ def test_repro_then_noop_then_param_experiment(project):
     run(["git", "add", "-A"], project)
     run(["git", "commit", "-qm", "lock"], project)
     experiment = run(["dvc", "exp", "run", "-S", "gcc.weights.ml=0"], project)
-    assert ran_stages(experiment.stdout) == {"round@r1", "round@r2", "evaluate"}
+    assert ran_stages(experiment.stdout) == AFTER_ROUNDS
     experiment = run(["dvc", "exp", "run", "-S", "pseudolabel.epochs=3"], project)
-    assert ran_stages(experiment.stdout) == {"pseudolabel", "diffusion", "round@r1", "round@r2", "evaluate"}
+    assert ran_stages(experiment.stdout) == {"pseudolabel", "diffusion"} | AFTER_ROUNDS
     assert not (project / ".scratch").exists()  # resume state removed after completion

@@ -100,3 +100,22 @@ def test_corrupt_cifar_pickle(tmp_path):
     (tmp_path / "data_batch_3").write_bytes(b"not a pickle")
     with pytest.raises(UserError, match="data_batch_3"):
         prepare_dataset(DataConfig(dataset="cifar10", local_dir=str(tmp_path), image_size=None), tmp_path)
+
+
+def test_imbalance_removes_seeded_fraction_per_class_from_train_only():
+    fractions = (0.0, 0.5, 0.9, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.25)
+    balanced = prepare_dataset(DataConfig(), "unused")
+    cfg = DataConfig(imbalance_remove=fractions, imbalance_seed=3)
+    imbalanced = prepare_dataset(cfg, "unused")
+    before = np.bincount(balanced.train.labels, minlength=10)
+    after = np.bincount(imbalanced.train.labels, minlength=10)
+    np.testing.assert_array_equal(after, before - np.round(np.array(fractions) * before).astype(int))
+    assert imbalanced.meta["n_train"] == after.sum()
+    np.testing.assert_array_equal(imbalanced.test.labels, balanced.test.labels)
+    again = prepare_dataset(cfg, "unused")
+    np.testing.assert_array_equal(again.train.images, imbalanced.train.images)  # seeded
+
+
+def test_imbalance_needs_one_fraction_per_class():
+    with pytest.raises(UserError, match="has 2 fractions; the dataset has 10 classes"):
+        prepare_dataset(DataConfig(imbalance_remove=(0.1, 0.2)), "unused")

@@ -44,5 +44,41 @@ def check(params_file: Path = typer.Option(paths.PARAMS, "--params")) -> None:
         typer.echo(f"{params_file}: ok")
 
 
+@app.command()
+def report(
+    params_file: Path = typer.Option(paths.PARAMS, "--params"),
+    experiments: bool = typer.Option(True, "--experiments/--no-experiments",
+                                     help="add the ablation table from `dvc exp show --json`"),
+) -> None:
+    """Write results/report.md: this run beside the paper, rounds, and ablations."""
+    from gccluster.report import write_report
+
+    with stage_errors("report"):
+        path = write_report(params_file, with_experiments=experiments)
+        typer.echo(f"wrote {path}")
+
+
+@app.command()
+def gate(
+    diff_file: Path = typer.Argument(..., help="output of `dvc metrics diff --json`"),
+    params_file: Path = typer.Option(paths.PARAMS, "--params", help="where ci.metric_tolerance is read"),
+) -> None:
+    """Fail (exit 1) when ACC, NMI or ARI dropped by more than ci.metric_tolerance."""
+    import json
+
+    from gccluster.config import load_params
+    from gccluster.gate import metric_regressions
+
+    with stage_errors("gate"):
+        tolerance = load_params(params_file).ci.metric_tolerance
+        diff = json.loads(diff_file.read_text() or "{}")
+        problems = metric_regressions(diff, tolerance)
+    for line in problems:
+        typer.echo(f"regression: {line}", err=True)
+    if problems:
+        raise typer.Exit(1)
+    typer.echo(f"metric gate: no ACC/NMI/ARI drop beyond {tolerance}")
+
+
 if __name__ == "__main__":
     app()

@@ -53,9 +53,17 @@ class DataConfig(_Section):
     test_fraction: float = Field(0.2, gt=0.0, lt=1.0)
     split_seed: int = Field(0, ge=0)
     stl10_unlabeled: bool = Field(False, description="add STL-10's 100k unlabelled images to train")
+    # Imbalanced study (Fig. 2b/c): fraction of each class's train images to remove, one
+    # value per class in class order (null = balanced). The test split is never touched.
+    imbalance_remove: tuple[float, ...] | None = None
+    imbalance_seed: int = Field(0, ge=0)
 
     @model_validator(mode="after")
     def _cross_checks(self) -> DataConfig:
+        if self.imbalance_remove is not None and any(not 0.0 <= f < 1.0 for f in self.imbalance_remove):
+            raise ValueError(
+                f"data.imbalance_remove = {list(self.imbalance_remove)}: each fraction must be in [0, 1)"
+            )
         if self.stl10_unlabeled and self.dataset != "stl10":
             raise ValueError(
                 f"data.stl10_unlabeled = true needs data.dataset = stl10, not {self.dataset}"
@@ -65,7 +73,7 @@ class DataConfig(_Section):
 
 class OptimizerConfig(_Section):
     name: Literal["adam", "sgd"] = "adam"
-    lr: float = Field(1e-3, gt=0.0, le=10.0)
+    lr: float = Field(1e-3, gt=0.0)
     weight_decay: float = Field(1e-4, ge=0.0, le=1.0)
     momentum: float = Field(0.9, ge=0.0, lt=1.0, description="sgd only")
 
@@ -215,6 +223,20 @@ def round_chain(rounds: dict[str, RoundConfig]) -> list[str]:
     return chain
 
 
+class FiguresConfig(_Section):
+    """Fig. 3 (t-SNE of test features) and Fig. 4 (generated images by round)."""
+
+    tsne_samples: int = Field(2000, ge=10, description="test images in the t-SNE (paper: 2,000)")
+    tsne_perplexity: float = Field(30.0, gt=1.0, le=200.0)
+    grid_per_cluster: int = Field(8, ge=1, le=32)
+
+
+class CIConfig(_Section):
+    """The CI metric gate (.ci/gate)."""
+
+    metric_tolerance: float = Field(0.02, ge=0.0, le=1.0, description="largest allowed drop of ACC/NMI/ARI")
+
+
 class EvaluateConfig(_Section):
     batch_size: int = Field(512, ge=1)
     pixel_kmeans_n_init: int = Field(10, ge=1)
@@ -228,6 +250,8 @@ class Params(_Section):
     diffusion: DiffusionConfig = DiffusionConfig()
     gcc: GCCConfig = GCCConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
+    figures: FiguresConfig = FiguresConfig()
+    ci: CIConfig = CIConfig()
 
     @model_validator(mode="after")
     def _cross_section_checks(self) -> Params:

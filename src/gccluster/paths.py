@@ -54,3 +54,9 @@ def round_inputs(init: str) -> tuple[Path, Path, Path]:
         return BACKBONE, CLUSTER_HEAD, UNET
     previous = RoundPaths(init)
     return previous.backbone, previous.cluster_head, previous.unet
+
+FIGURES_DIR = RESULTS / "figures"
+TSNE_FIGURE = FIGURES_DIR / "tsne.png"
+GENERATED_FIGURE = FIGURES_DIR / "generated_by_round.png"
+METRICS_FIGURE = FIGURES_DIR / "metrics_by_round.png"
+REPORT = RESULTS / "report.md"

@@ -117,6 +117,8 @@ def prepare_dataset(cfg: DataConfig, data_root: str | Path) -> PreparedDataset:
     if size != native:
         train = RawSplit(_resize(train.images, size), train.labels)
         test = RawSplit(_resize(test.images, size), test.labels)
+    if cfg.imbalance_remove is not None:
+        train = remove_per_class(train, cfg.imbalance_remove, cfg.imbalance_seed, len(raw.class_names))
     if cfg.protocol == "train+test":
         both = RawSplit(
             np.concatenate([train.images, test.images]),
@@ -137,6 +139,22 @@ def prepare_dataset(cfg: DataConfig, data_root: str | Path) -> PreparedDataset:
         "n_test": len(test.labels),
     }
     return PreparedDataset(train, test, meta)
+
+
+def remove_per_class(split: RawSplit, fractions: tuple[float, ...], seed: int, n_classes: int) -> RawSplit:
+    """Drop round(f_k * n_k) randomly chosen images of each class k (the imbalanced study of
+    Fig. 2b). Labels are used here only to build the data set, never by training code."""
+    if len(fractions) != n_classes:
+        raise UserError(
+            f"data.imbalance_remove has {len(fractions)} fractions; the dataset has {n_classes} classes"
+        )
+    rng = np.random.default_rng(seed)
+    keep = np.ones(len(split.labels), dtype=bool)
+    for k, fraction in enumerate(fractions):
+        members = np.flatnonzero(split.labels == k)
+        drop = rng.choice(members, size=int(round(fraction * len(members))), replace=False)
+        keep[drop] = False
+    return RawSplit(split.images[keep], split.labels[keep])
 
 
 def write_prepared(prepared: PreparedDataset, folder: str | Path) -> None:

@@ -76,6 +76,7 @@ class EpochCheckpointer:
         for name, obj in modules.items():
             obj.load_state_dict(saved["modules"][name])
         restore_rng_state(saved["rng"], generator)
+        print(f"{self.folder.name}: resuming after epoch {saved['epoch']} from {self.path}", flush=True)
         return ResumeState(epoch=saved["epoch"], history=saved["history"])
 
     def save(self, modules: dict[str, Any], generator: torch.Generator, state: ResumeState) -> None:

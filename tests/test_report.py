@@ -1,0 +1,53 @@
+"""The report: published numbers beside the run, and the ablation table from experiments."""
+
+from gccluster.report import ablation_rows, render_report
+
+
+def run_entry(rev, weights, acc, other=None):
+    params = {"gcc": {"weights": weights}, "pretrain": {"epochs": other or 100}}
+    metrics = {"final": {"acc": acc, "nmi": acc - 0.1, "ari": acc - 0.2}}
+    return {"rev": rev, "name": None, "data": {"rev": rev, "params": {"params.yaml": {"data": params}},
+            "metrics": {"results/metrics.json": {"data": metrics}}}, "error": None, "experiments": None}
+
+
+def exp_show(*experiments):
+    """The shape of `dvc exp show --json` (DVC 3): workspace, then the commit with its experiments."""
+    full = {"d": 1, "cwm": 1, "ml": 1}
+    commit = run_entry("abc123", full, 0.95)
+    commit["name"] = "main"
+    commit["experiments"] = [{"revs": [exp], "executor": None, "name": exp["rev"]} for exp in experiments]
+    return [run_entry("workspace", full, 0.95), commit]
+
+
+def test_ablation_rows_match_weights_and_skip_other_changes():
+    shown = exp_show(
+        run_entry("e1", {"d": 0, "cwm": 1, "ml": 1}, 0.80),
+        run_entry("e2", {"d": 1, "cwm": 0, "ml": 1}, 0.92),
+        run_entry("e3", {"d": 1, "cwm": 1, "ml": 0}, 0.93),
+        run_entry("e4", {"d": 1, "cwm": 1, "ml": 0}, 0.50, other=5),  # also fewer epochs: not an ablation
+    )
+    rows = ablation_rows(shown)
+    assert {k: v["acc"] for k, v in rows.items()} == {
+        "GCC (full)": 0.95, "GCC-d (no L_d)": 0.80, "GCC-cwm (no L_cwm)": 0.92, "GCC-ml (no L_ml)": 0.93,
+    }
+    assert ablation_rows([]) == {}
+
+
+def test_render_report_tables():
+    metrics = {
+        "kmeans_pixels": {"acc": 0.2, "nmi": 0.1, "ari": 0.05},
+        "pretext_kmeans": {"acc": 0.6, "nmi": 0.5, "ari": 0.4},
+        "cluster_head": {"acc": 0.7, "nmi": 0.6, "ari": 0.5},
+        "rounds": {"r1": {"acc": 0.8, "nmi": 0.7, "ari": 0.6, "bank_agreement": 0.9}},
+        "final": {"acc": 0.8, "nmi": 0.7, "ari": 0.6},
+    }
+    meta = {"dataset": "cifar10", "n_train": 50000, "n_test": 10000, "image_size": 32, "protocol": "train"}
+    params = {"pretrain": {"backbone": "resnet18"}}
+    text = render_report(metrics, meta, params, None)
+    assert "| **GCC, this run (final round)** | 0.8000 | 0.7000 | 0.6000 |" in text
+    assert "| GCC (paper, Table 1) | 0.9040 | 0.7920 | 0.7990 |" in text
+    assert "| r1 | 0.8000 | 0.7000 | 0.6000 | 0.9000 |" in text
+    assert "No ablation experiments found" in text
+    with_ablation = render_report(metrics, meta, params, exp_show(run_entry("e1", {"d": 0, "cwm": 1, "ml": 1}, 0.7)))
+    assert "| GCC-d (no L_d) | 0.7000 | 0.6000 | 0.5000 |" in with_ablation
+    assert "Not found among the experiments: GCC-cwm (no L_cwm), GCC-ml (no L_ml)." in with_ablation
