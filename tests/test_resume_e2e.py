@@ -1,6 +1,7 @@
 """Kill a stage mid-run (SIGKILL), rerun `dvc repro`: it resumes and ends where an
 uninterrupted run ends; two runs with the same seed give byte-identical metrics."""
 
+import copy
 import os
 import signal
 import subprocess
@@ -12,7 +13,7 @@ from conftest import ROOT, TINY_OVERRIDES, run, stage_env
 from gccluster.scratch_project import copy_pipeline, deep_update
 
 # Enough pretraining epochs that the kill lands between the first saved epoch and the end.
-OVERRIDES = deep_update(deep_update({}, TINY_OVERRIDES), {"pretrain": {"epochs": 8}})
+OVERRIDES = deep_update(copy.deepcopy(TINY_OVERRIDES), {"pretrain": {"epochs": 8}})
 
 
 def new_repo(path):
