@@ -13,7 +13,7 @@ from gccluster.diffusion import build_unet, grid_labels, sample_images, train_di
 from gccluster.errors import stage_errors
 from gccluster.features import extract_features, predict_clusters
 from gccluster.figures import save_cluster_grid
-from gccluster.io import write_csv
+from gccluster.io import write_epoch_curves
 from gccluster.models.loading import load_clustering_branch
 from gccluster.runtime import resolve_device, seed_everything
 from gccluster.train.resume import EpochCheckpointer
@@ -40,14 +40,10 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params")) -> None:
         )
         grid = sample_images(result.unet, cfg, grid_labels(head.n_clusters, cfg.grid_per_cluster), device,
                              generator, desc="diffusion grid")
-        write_csv(paths.DIFFUSION_LOSS, {"epoch": list(range(1, len(result.epoch_loss) + 1)), "loss": result.epoch_loss})
-        save_cluster_grid(grid, cfg.grid_per_cluster, paths.DIFFUSION_SAMPLES, scale=_grid_scale(data.meta["image_size"]))
+        write_epoch_curves(paths.DIFFUSION_LOSS, loss=result.epoch_loss)
+        save_cluster_grid(grid, cfg.grid_per_cluster, paths.DIFFUSION_SAMPLES)
         save_checkpoint(paths.UNET, "unet", result.unet, arch, config)
         checkpointer.clear()
-
-
-def _grid_scale(image_size: int) -> int:
-    return max(1, 48 // image_size)
 
 
 if __name__ == "__main__":

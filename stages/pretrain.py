@@ -9,7 +9,7 @@ from gccluster.checkpoints import save_checkpoint
 from gccluster.config import load_params
 from gccluster.data.prepare import load_prepared
 from gccluster.errors import stage_errors
-from gccluster.io import write_csv
+from gccluster.io import write_epoch_curves
 from gccluster.runtime import resolve_device, seed_everything
 from gccluster.train.pretrain import pretrain_simclr
 from gccluster.train.resume import EpochCheckpointer
@@ -29,9 +29,7 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params")) -> None:
         result = pretrain_simclr(
             data.train.images, data.meta["dataset"], params.pretrain, device, generator, checkpointer
         )
-        write_csv(paths.PRETRAIN_LOSS, {
-            "epoch": list(range(1, len(result.epoch_loss) + 1)), "loss": result.epoch_loss,
-        })
+        write_epoch_curves(paths.PRETRAIN_LOSS, loss=result.epoch_loss)
         save_checkpoint(paths.BACKBONE, "backbone", result.backbone, result.arch, config)
         checkpointer.clear()
 

@@ -10,7 +10,7 @@ from gccluster.config import load_params
 from gccluster.data.prepare import load_prepared
 from gccluster.errors import stage_errors
 from gccluster.features import extract_features
-from gccluster.io import write_csv, write_npz
+from gccluster.io import write_epoch_curves, write_npz
 from gccluster.models.loading import load_backbone
 from gccluster.runtime import resolve_device, seed_everything
 from gccluster.train.pseudolabel import kmeans_pseudo_labels, train_cluster_head
@@ -31,7 +31,7 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params")) -> None:
         kmeans = kmeans_pseudo_labels(features, cfg.n_clusters, cfg.kmeans_n_init, params.base.seed)
         head, epoch_loss = train_cluster_head(features, kmeans.labels, cfg, device, generator)
         write_npz(paths.KMEANS, centers=kmeans.centers, train_labels=kmeans.labels)
-        write_csv(paths.HEAD_LOSS, {"epoch": list(range(1, len(epoch_loss) + 1)), "loss": epoch_loss})
+        write_epoch_curves(paths.HEAD_LOSS, loss=epoch_loss)
         arch = {"in_dim": backbone.feature_dim, "n_clusters": cfg.n_clusters, "hidden_dim": cfg.head_hidden}
         save_checkpoint(paths.CLUSTER_HEAD, "cluster_head", head, arch, cfg.model_dump())
 

@@ -18,7 +18,7 @@ from gccluster.diffusion import sample_images, train_diffusion
 from gccluster.errors import UserError, stage_errors
 from gccluster.features import extract_features, predict_clusters
 from gccluster.figures import first_per_cluster, save_cluster_grid
-from gccluster.io import write_csv, write_npz
+from gccluster.io import write_epoch_curves, write_npz
 from gccluster.models.loading import load_clustering_branch, load_unet
 from gccluster.runtime import resolve_device, seed_everything
 from gccluster.train.calibrate import LOSS_PARTS, Bank, bank_label_counts, calibrate_clustering
@@ -70,12 +70,10 @@ def main(
 
         write_npz(out.bank, images=bank.images, labels=bank.labels)
         per_row = params.diffusion.grid_per_cluster
-        save_cluster_grid(first_per_cluster(bank.images, bank.labels, head.n_clusters, per_row),
-                          per_row, out.bank_grid,
-                          scale=max(1, 48 // data.meta["image_size"]))
-        epochs = list(range(1, cfg.cluster_epochs + 1))
-        write_csv(out.cluster_loss, {"epoch": epochs, **{part: history[part] for part in LOSS_PARTS}})
-        write_csv(out.diffusion_loss, {"epoch": list(range(1, len(ddpm.epoch_loss) + 1)), "loss": ddpm.epoch_loss})
+        save_cluster_grid(first_per_cluster(bank.images, bank.labels, head.n_clusters, per_row), per_row,
+                          out.bank_grid)
+        write_epoch_curves(out.cluster_loss, **{part: history[part] for part in LOSS_PARTS})
+        write_epoch_curves(out.diffusion_loss, loss=ddpm.epoch_loss)
         save_checkpoint(out.backbone, "backbone", backbone, backbone.arch, config)
         save_checkpoint(out.cluster_head, "cluster_head", head, head.arch, config)
         save_checkpoint(out.unet, "unet", ddpm.unet, unet.arch, config)

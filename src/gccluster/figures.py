@@ -26,12 +26,13 @@ def grid_array(images: np.ndarray, per_row: int) -> np.ndarray:
     return grid.permute(1, 2, 0).numpy().astype(np.uint8)
 
 
-def save_cluster_grid(images: np.ndarray, per_row: int, path: str | Path, scale: int = 1) -> None:
+def save_cluster_grid(images: np.ndarray, per_row: int, path: str | Path) -> None:
     """Save uint8 (N, H, W, C) images as a PNG grid, `per_row` images per row (row k = cluster k).
 
-    Small images (digits are 16x16) are enlarged `scale` times with nearest-neighbour so that
-    the grid is readable.
+    Small images (digits are 16x16) are enlarged with nearest-neighbour to about 48 pixels a
+    side so that the grid is readable.
     """
+    scale = max(1, 48 // images.shape[1])
     image = Image.fromarray(grid_array(images, per_row))
     if scale > 1:
         image = image.resize((image.width * scale, image.height * scale), Image.NEAREST)

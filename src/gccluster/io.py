@@ -80,6 +80,12 @@ def write_csv(path: str | os.PathLike, columns: dict[str, list]) -> None:
     write_text(path, "\n".join(rows) + "\n")
 
 
+def write_epoch_curves(path: str | os.PathLike, **curves: list[float]) -> None:
+    """Per-epoch values (a loss and its parts) as a CSV with an `epoch` column from 1."""
+    length = max((len(values) for values in curves.values()), default=0)
+    write_csv(path, {"epoch": list(range(1, length + 1)), **curves})
+
+
 def _format_cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.6g}"
