@@ -2,15 +2,14 @@
 
 from pathlib import Path
 
-import numpy as np
 import typer
 
 from gccluster import paths
 from gccluster.config import load_params, round_chain
 from gccluster.data.prepare import load_prepared
-from gccluster.errors import UserError, stage_errors
+from gccluster.errors import stage_errors
 from gccluster.evaluation import metrics_by_round, round_metrics, stage_one_metrics
-from gccluster.io import write_csv, write_json
+from gccluster.io import read_npz, write_csv, write_json
 from gccluster.models.loading import load_clustering_branch
 from gccluster.runtime import resolve_device, seed_everything
 
@@ -25,11 +24,7 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params")) -> None:
         data = load_prepared(paths.PREPARED_DIR)
         seed_everything(params.base.seed)
         backbone, head = load_clustering_branch(paths.BACKBONE, paths.CLUSTER_HEAD)
-        try:
-            with np.load(paths.KMEANS) as arrays:
-                centers = arrays["centers"]
-        except (OSError, KeyError, ValueError) as err:
-            raise UserError(f"{paths.KMEANS}: unreadable K-means centers ({err})") from None
+        centers = read_npz(paths.KMEANS, ("centers",), "K-means centers")["centers"]
         stage_one = stage_one_metrics(
             data, backbone, head, centers, device,
             params.evaluate.batch_size, params.evaluate.pixel_kmeans_n_init, params.base.seed,

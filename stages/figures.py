@@ -15,6 +15,7 @@ from gccluster.data.prepare import load_prepared
 from gccluster.errors import UserError, stage_errors
 from gccluster.features import extract_features, predict_clusters
 from gccluster.figures import first_per_cluster, plot_image_panels, plot_metrics_by_round, plot_tsne_pair
+from gccluster.io import read_npz
 from gccluster.models.loading import load_backbone, load_clustering_branch
 from gccluster.runtime import resolve_device, seed_everything
 
@@ -52,9 +53,9 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params")) -> None:
         per = cfg.grid_per_cluster
         panels = [("real (by final cluster)", first_per_cluster(data.train.images, clusters, head.n_clusters, per))]
         for name in chain:
-            with np.load(paths.RoundPaths(name).bank) as bank:
-                panels.append((f"generated, round {name}",
-                               first_per_cluster(bank["images"], bank["labels"], head.n_clusters, per)))
+            bank = read_npz(paths.RoundPaths(name).bank, ("images", "labels"), "bank")
+            panels.append((f"generated, round {name}",
+                           first_per_cluster(bank["images"], bank["labels"], head.n_clusters, per)))
         plot_image_panels(panels, per, head.n_clusters, paths.GENERATED_FIGURE)
 
         # Scores by round.

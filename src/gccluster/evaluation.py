@@ -18,10 +18,10 @@ import torch
 from sklearn.cluster import KMeans
 
 from gccluster.data.prepare import PreparedDataset
-from gccluster.errors import UserError
 from gccluster.models.loading import load_clustering_branch
 from gccluster.paths import RoundPaths
 from gccluster.features import extract_features, predict_clusters
+from gccluster.io import read_npz
 from gccluster.metrics import clustering_scores
 from gccluster.train.pseudolabel import assign_to_centers
 
@@ -79,13 +79,9 @@ def round_metrics(
     for name in chain:
         files = RoundPaths(name)
         backbone, head = load_clustering_branch(files.backbone, files.cluster_head)
-        try:
-            with np.load(files.bank) as arrays:
-                bank_images, bank_labels = arrays["images"], arrays["labels"]
-        except (OSError, KeyError, ValueError) as err:
-            raise UserError(f"{files.bank}: unreadable bank ({err})") from None
+        bank = read_npz(files.bank, ("images", "labels"), "bank")
         scores = head_scores(backbone, head, data.test.images, data.test.labels, device, batch_size)
-        scores["bank_agreement"] = bank_agreement(backbone, head, bank_images, bank_labels, device, batch_size)
+        scores["bank_agreement"] = bank_agreement(backbone, head, bank["images"], bank["labels"], device, batch_size)
         out[name] = scores
     return out
 

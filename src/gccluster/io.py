@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -66,6 +67,18 @@ def write_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as handle:  # a handle, so numpy does not append ".npz" to tmp
             np.savez(handle, **arrays)
+
+
+def read_npz(path: str | os.PathLike, keys: tuple[str, ...], what: str) -> dict[str, np.ndarray]:
+    """The arrays `keys` of an .npz file; a missing, corrupt or incomplete file is a
+    `UserError` naming the file and `what` it should hold."""
+    from gccluster.errors import UserError
+
+    try:
+        with np.load(path) as arrays:
+            return {key: arrays[key] for key in keys}
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise UserError(f"{path}: unreadable {what} ({err})") from None
 
 
 def write_csv(path: str | os.PathLike, columns: dict[str, list]) -> None:

@@ -24,7 +24,7 @@ from gccluster.data.sources import (
     find_dataset_folder,
 )
 from gccluster.errors import UserError
-from gccluster.io import atomic_dir, write_json, write_npz
+from gccluster.io import atomic_dir, read_npz, write_json, write_npz
 
 
 @dataclass(frozen=True)
@@ -171,12 +171,8 @@ def load_prepared(folder: str | Path) -> PreparedDataset:
     if not meta_path.is_file():
         raise UserError(f"{folder}: no prepared dataset (run the data stage first)")
     meta = json.loads(meta_path.read_text())
-    splits = []
-    for name in ("train", "test"):
-        path = folder / f"{name}.npz"
-        try:
-            with np.load(path) as arrays:
-                splits.append(RawSplit(arrays["images"], arrays["labels"]))
-        except (OSError, KeyError, ValueError) as err:
-            raise UserError(f"{path}: unreadable prepared split ({err})") from None
+    splits = [
+        RawSplit(**read_npz(folder / f"{name}.npz", ("images", "labels"), "prepared split"))
+        for name in ("train", "test")
+    ]
     return PreparedDataset(splits[0], splits[1], meta)
