@@ -36,10 +36,10 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params")) -> None:
         checkpointer = EpochCheckpointer("diffusion", config)
         result = train_diffusion(
             build_unet(**arch), data.train.images, pseudo, cfg, cfg.epochs, cfg.lr, device, generator,
-            "diffusion", checkpointer,
+            "diffusion", checkpointer, precision=params.base.precision,
         )
         grid = sample_images(result.unet, cfg, grid_labels(head.n_clusters, cfg.grid_per_cluster), device,
-                             generator, desc="diffusion grid")
+                             generator, desc="diffusion grid", precision=params.base.precision)
         write_epoch_curves(paths.DIFFUSION_LOSS, loss=result.epoch_loss)
         save_cluster_grid(grid, cfg.grid_per_cluster, paths.DIFFUSION_SAMPLES)
         save_checkpoint(paths.UNET, "unet", result.unet, arch, config)

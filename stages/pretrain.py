@@ -27,7 +27,8 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params")) -> None:
         config = {"base": params.base.model_dump(), "pretrain": params.pretrain.model_dump(), "data": data.meta}
         checkpointer = EpochCheckpointer("pretrain", config)
         result = pretrain_simclr(
-            data.train.images, data.meta["dataset"], params.pretrain, device, generator, checkpointer
+            data.train.images, data.meta["dataset"], params.pretrain, device, generator, checkpointer,
+            precision=params.base.precision,
         )
         write_epoch_curves(paths.PRETRAIN_LOSS, loss=result.epoch_loss)
         save_checkpoint(paths.BACKBONE, "backbone", result.backbone, result.arch, config)

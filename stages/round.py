@@ -54,19 +54,21 @@ def main(
         predicted = predict_clusters(head, extract_features(backbone, data.train.images, device), device)
         counts = bank_label_counts(predicted, head.n_clusters, cfg.bank_size)
         bank_labels = np.repeat(np.arange(head.n_clusters), counts)
-        bank = Bank(sample_images(unet, params.diffusion, bank_labels, device, generator, desc=f"{stage} bank"),
+        bank = Bank(sample_images(unet, params.diffusion, bank_labels, device, generator, desc=f"{stage} bank",
+                                  precision=params.base.precision),
                     bank_labels)
 
         # (b) F and C with Eq. 12.
         cluster_ckpt = EpochCheckpointer(f"{name}-cluster", config)
         history = calibrate_clustering(backbone, head, data.train.images, bank, cfg, device, generator,
-                                       stage, cluster_ckpt)
+                                       stage, cluster_ckpt, precision=params.base.precision)
 
         # (c) G with Eq. 6 on the new pseudo labels.
         pseudo = predict_clusters(head, extract_features(backbone, data.train.images, device), device)
         ddpm_ckpt = EpochCheckpointer(f"{name}-ddpm", config)
         ddpm = train_diffusion(unet, data.train.images, pseudo, params.diffusion, cfg.diffusion_epochs,
-                               cfg.diffusion_lr, device, generator, stage, ddpm_ckpt)
+                               cfg.diffusion_lr, device, generator, stage, ddpm_ckpt,
+                               precision=params.base.precision)
 
         write_npz(out.bank, images=bank.images, labels=bank.labels)
         per_row = params.diffusion.grid_per_cluster

@@ -21,6 +21,7 @@ from gccluster.presets import preset_names, preset_params, render_params
         ({"pretrain": {"epoch": 3}}, r"unknown key pretrain\.epoch \(allowed in pretrain: backbone, .*epochs"),
         ({"surprise": {}}, r"unknown key surprise \(allowed in the top level: base, data"),
         ({"base": {"device": "tpu"}}, r"base\.device = 'tpu': .*'auto'.*'cpu'.*'cuda'"),
+        ({"base": {"precision": "fp16"}}, r"base\.precision = 'fp16': .*'auto'.*'fp32'.*'bf16'"),
         ({"base": {"seed": -3}}, r"base\.seed = -3"),
         ({"data": {"test_fraction": 1.5}}, r"data\.test_fraction = 1\.5: .*less than 1"),
         ({"data": {"stl10_unlabeled": True}}, r"stl10_unlabeled = true needs data\.dataset = stl10"),

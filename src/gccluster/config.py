@@ -31,6 +31,11 @@ class BaseConfig(_Section):
 
     seed: int = Field(0, ge=0, description="seeds Python, NumPy and torch in every stage")
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto",
+        description="autocast for training and sampling: auto = bf16 on CUDA, fp32 on CPU; "
+        "bf16 on CPU pays off only on CPUs with AVX512-BF16/AMX",
+    )
     data_root: str = Field("data/raw", description="where torchvision downloads datasets")
 
 

@@ -120,6 +120,7 @@ def train_diffusion(
     generator: torch.Generator,
     stage: str,
     checkpointer: EpochCheckpointer | None = None,
+    precision: str = "auto",
 ) -> DiffusionResult:
     """Fit ε_G with Eq. 6 on real images labelled by the (frozen) clustering branch.
 
@@ -144,7 +145,7 @@ def train_diffusion(
         total, seen = 0.0, 0
         for step, start in enumerate(range(0, n, cfg.batch_size)):
             idx = order[start : start + cfg.batch_size]
-            with autocast(device):
+            with autocast(device, precision):
                 loss = diffusion_loss(unet, scheduler, to_model_input(data[idx]), targets[idx], generator)
             check_finite(loss, stage, epoch, step, "lower the diffusion learning rate")
             optimizer.zero_grad(set_to_none=True)
@@ -170,6 +171,7 @@ def sample_images(
     generator: torch.Generator,
     batch_size: int = 500,
     desc: str = "sampling",
+    precision: str = "auto",
 ) -> np.ndarray:
     """Draw x_0 ~ p_G(x_0 | ŷ) for each label: the reverse process of Eq. 4-5.
 
@@ -197,7 +199,7 @@ def sample_images(
         y = torch.from_numpy(labels[start : start + batch_size]).to(device)
         x = torch.randn((len(y), channels, size, size), generator=generator).to(device)
         for t in scheduler.timesteps:
-            with autocast(device):
+            with autocast(device, precision):
                 eps = unet(x, t.to(device).expand(len(y)), class_labels=y).sample.float()
             if cfg.sampler == "ddim":
                 x = scheduler.step(eps, t, x, eta=0.0).prev_sample

@@ -24,7 +24,7 @@ from gccluster.losses.calibration import (
     mmd_per_cluster,
     reliable_metric_loss,
 )
-from gccluster.runtime import autocast, images_to_tensor, progress, to_model_input
+from gccluster.runtime import autocast, conv_memory_format, images_to_tensor, progress, to_model_input
 from gccluster.train.optim import check_finite
 from gccluster.train.resume import EpochCheckpointer, ResumeState
 
@@ -90,6 +90,7 @@ def calibrate_clustering(
     generator: torch.Generator,
     stage: str,
     checkpointer: EpochCheckpointer | None = None,
+    precision: str = "auto",
 ) -> dict[str, list[float]]:
     """Fine-tune F and C for `cfg.cluster_epochs` epochs with Eq. 12 on real + bank images.
 
@@ -101,6 +102,7 @@ def calibrate_clustering(
     """
     weights = CalibrationWeights(cfg.weights.d, cfg.weights.cwm, cfg.weights.ml)
     model = nn.ModuleDict({"backbone": backbone, "head": head}).to(device)
+    model = model.to(memory_format=conv_memory_format(device, precision))
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     state = ResumeState(history={part: [] for part in LOSS_PARTS})
     stateful = {"model": model, "optimizer": optimizer}
@@ -129,7 +131,7 @@ def calibrate_clustering(
             picks = pairing.draw(predicted.cpu(), generator).to(device)
             x_fake = to_model_input(fake[picks])
             fake_clusters = fake_labels[picks]
-            with autocast(device):
+            with autocast(device, precision):
                 features = backbone(torch.cat([x_real, x_fake]))
                 f_real, f_fake = features[: len(x_real)].float(), features[len(x_real) :].float()
                 probs_fake = torch.softmax(head(f_fake).float(), dim=1)

@@ -13,7 +13,7 @@ from gccluster.data.augment import build_view_augment
 from gccluster.losses.contrastive import nt_xent
 from gccluster.models.backbones import build_backbone
 from gccluster.models.heads import ProjectionHead
-from gccluster.runtime import autocast, images_to_tensor, progress, to_model_input
+from gccluster.runtime import autocast, conv_memory_format, images_to_tensor, progress, to_model_input
 from gccluster.train.optim import build_optimizer, build_scheduler, check_finite
 from gccluster.train.resume import EpochCheckpointer, ResumeState
 
@@ -37,10 +37,12 @@ def pretrain_simclr(
     device: torch.device,
     generator: torch.Generator,
     checkpointer: EpochCheckpointer | None = None,
+    precision: str = "auto",
 ) -> PretrainResult:
     """Train F (and a throw-away projection head) on two random views per image.
 
     `train_images`: uint8 (N, H, W, C). Labels are not an argument: pretraining never sees them.
+    `precision` is `base.precision` (see runtime.use_bf16).
     Batches are drawn without replacement each epoch; the last incomplete batch is dropped
     so that every NT-Xent sees the same number of negatives.
     """
@@ -49,8 +51,7 @@ def pretrain_simclr(
     backbone = build_backbone(**arch)
     projector = ProjectionHead(backbone.feature_dim, cfg.projection_dim)
     model = nn.ModuleDict({"backbone": backbone, "projector": projector}).to(device)
-    if device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
+    model = model.to(memory_format=conv_memory_format(device, precision))
     augment = build_view_augment(
         cfg.augment.policy, dataset, size, channels, cfg.augment.crop_min_scale
     ).to(device)
@@ -76,7 +77,7 @@ def pretrain_simclr(
             batch = images[order[step * batch_size : (step + 1) * batch_size]].float() / 255.0
             with torch.no_grad():
                 view_a, view_b = augment(batch), augment(batch)
-            with autocast(device):
+            with autocast(device, precision):
                 z_a = model["projector"](model["backbone"](to_model_input(view_a)))
                 z_b = model["projector"](model["backbone"](to_model_input(view_b)))
             loss = nt_xent(z_a, z_b, cfg.temperature)
