@@ -171,10 +171,8 @@ def render_report(metrics: dict, meta: dict, params: dict, experiments: list[dic
 
 def write_report(params_file: str | Path, with_experiments: bool) -> Path:
     """Render results/report.md from the committed metrics (and experiments if asked)."""
-    import yaml
-
     from gccluster import paths
-    from gccluster.config import load_params
+    from gccluster.config import load_params, params_to_dict
     from gccluster.errors import UserError
     from gccluster.io import write_text
 
@@ -187,6 +185,5 @@ def write_report(params_file: str | Path, with_experiments: bool) -> Path:
         raise UserError(f"{paths.METRICS}: no GCC rounds in it (run `dvc repro` first)")
     meta = json.loads((paths.PREPARED_DIR / "meta.json").read_text())
     experiments = read_experiments() if with_experiments else None
-    raw_params = yaml.safe_load(Path(params_file).read_text())
-    write_text(paths.REPORT, render_report(metrics, meta, raw_params or params.model_dump(), experiments))
+    write_text(paths.REPORT, render_report(metrics, meta, params_to_dict(params), experiments))
     return paths.REPORT
