@@ -21,7 +21,7 @@ from gccluster.figures import first_per_cluster, save_cluster_grid
 from gccluster.io import write_epoch_curves, write_npz
 from gccluster.models.loading import load_clustering_branch, load_unet
 from gccluster.runtime import resolve_device, seed_everything
-from gccluster.train.calibrate import LOSS_PARTS, Bank, bank_label_counts, calibrate_clustering
+from gccluster.train.calibrate import CURVE_COLUMNS, Bank, bank_label_counts, calibrate_clustering
 from gccluster.train.resume import EpochCheckpointer
 
 app = typer.Typer(add_completion=False)
@@ -74,7 +74,7 @@ def main(
         per_row = params.diffusion.grid_per_cluster
         save_cluster_grid(first_per_cluster(bank.images, bank.labels, head.n_clusters, per_row), per_row,
                           out.bank_grid)
-        write_epoch_curves(out.cluster_loss, **{part: history[part] for part in LOSS_PARTS})
+        write_epoch_curves(out.cluster_loss, **{column: history[column] for column in CURVE_COLUMNS})
         write_epoch_curves(out.diffusion_loss, loss=ddpm.epoch_loss)
         save_checkpoint(out.backbone, "backbone", backbone, backbone.arch, config)
         save_checkpoint(out.cluster_head, "cluster_head", head, head.arch, config)

@@ -5,9 +5,10 @@ import pytest
 import torch
 
 from gccluster.config import GCCConfig
+from gccluster.errors import ClusterCollapseError
 from gccluster.models.backbones import SmallCNN
 from gccluster.models.heads import ClusterHead
-from gccluster.train.calibrate import Bank, BankPairing, bank_label_counts, calibrate_clustering
+from gccluster.train.calibrate import Bank, BankPairing, bank_label_counts, calibrate_clustering, check_balance, cluster_balance
 
 
 def test_bank_counts_follow_predicted_distribution_and_sum_exactly():
@@ -16,6 +17,15 @@ def test_bank_counts_follow_predicted_distribution_and_sum_exactly():
     counts = bank_label_counts(predicted, 4, 7)  # 3.5, 2.1, 1.4 -> 3, 2, 1 + largest remainder
     assert counts.sum() == 7
     np.testing.assert_array_equal(counts, [4, 2, 1, 0])
+
+
+def test_cluster_balance_is_normalised_entropy_of_cluster_sizes():
+    assert cluster_balance(np.array([5, 5, 5, 5])) == pytest.approx(1.0)
+    assert cluster_balance(np.array([0, 12, 0])) == pytest.approx(0.0)
+    # sizes 3:1 of K = 2: -(0.75 ln 0.75 + 0.25 ln 0.25) / ln 2
+    assert cluster_balance(np.array([3, 1])) == pytest.approx(0.811278, abs=1e-6)
+    # an empty cluster still counts in K: sizes 1:1:0 give ln 2 / ln 3
+    assert cluster_balance(torch.tensor([4, 4, 0])) == pytest.approx(np.log(2) / np.log(3))
 
 
 def test_pairing_draws_only_from_the_requested_clusters():
@@ -27,16 +37,51 @@ def test_pairing_draws_only_from_the_requested_clusters():
     assert sorted(bank_labels[picks].tolist()) == [0, 1, 2, 2]
 
 
-def test_one_calibration_epoch_runs_and_reports_finite_parts():
+def test_uniform_pairing_follows_the_bank_mix_not_the_batch():
+    bank_labels = torch.tensor([0] * 30 + [1] * 10)
+    pairing = BankPairing(bank_labels, 2)
+    gen = torch.Generator().manual_seed(0)
+    picks = torch.cat([pairing.draw_uniform(100, gen) for _ in range(40)])
+    assert picks.min() >= 0 and picks.max() < 40
+    # 3:1 in the bank, so about 75% of the draws are cluster 0 whatever the real batch holds
+    assert (bank_labels[picks] == 0).float().mean().item() == pytest.approx(0.75, abs=0.02)
+
+
+@pytest.mark.parametrize("pairing", ["predicted", "bank"])
+def test_one_calibration_epoch_runs_and_reports_finite_parts(pairing):
     gen = torch.Generator().manual_seed(0)
     real = (torch.rand(40, 8, 8, 1, generator=gen) * 255).to(torch.uint8).numpy()
     bank = Bank((torch.rand(20, 8, 8, 1, generator=gen) * 255).to(torch.uint8).numpy(),
                 np.repeat(np.arange(3), [7, 7, 6]))
     backbone, head = SmallCNN(1, 8, width=4, feature_dim=16), ClusterHead(16, 3, hidden_dim=8)
     before = [p.clone() for p in backbone.parameters()]
-    cfg = GCCConfig(cluster_epochs=2, batch_size=16, lr=1e-3)
+    cfg = GCCConfig(cluster_epochs=2, batch_size=16, lr=1e-3, pairing=pairing, min_balance=0.0)
     history = calibrate_clustering(backbone, head, real, bank, cfg, torch.device("cpu"), gen, "test")
-    assert set(history) == {"total", "d", "cwm", "ml"}
+    assert set(history) == {"total", "d", "cwm", "ml", "balance"}
+    assert all(0.0 <= b <= 1.0 for b in history["balance"])
     assert all(len(v) == 2 and np.isfinite(v).all() for v in history.values())
     assert history["total"][0] == pytest.approx(history["d"][0] + history["cwm"][0] + history["ml"][0], rel=1e-5)
     assert any(not torch.equal(a, b) for a, b in zip(before, backbone.parameters()))
+
+
+def test_balance_guard_stops_below_the_threshold_only():
+    check_balance(0.5, 0.5, "round@r1", 0)  # at the threshold: fine
+    check_balance(0.01, 0.0, "round@r1", 0)  # guard off
+    with pytest.raises(ClusterCollapseError, match=r"round@r1 epoch 3 \(cluster balance 0\.120 < gcc\.min_balance 0\.5\)"):
+        check_balance(0.12, 0.5, "round@r1", 2)
+
+
+def test_a_round_whose_head_predicts_one_cluster_stops_with_the_guard():
+    gen = torch.Generator().manual_seed(0)
+    real = (torch.rand(40, 8, 8, 1, generator=gen) * 255).to(torch.uint8).numpy()
+    bank = Bank((torch.rand(20, 8, 8, 1, generator=gen) * 255).to(torch.uint8).numpy(),
+                np.repeat(np.arange(3), [7, 7, 6]))
+    backbone, head = SmallCNN(1, 8, width=4, feature_dim=16), ClusterHead(16, 3, hidden_dim=8)
+    with torch.no_grad():
+        head.mlp[-1].bias.copy_(torch.tensor([1e3, 0.0, 0.0]))  # every image -> cluster 0
+    cfg = GCCConfig(cluster_epochs=1, batch_size=16, lr=1e-6, min_balance=0.5)
+    with pytest.raises(ClusterCollapseError, match="collapsed in test epoch 1"):
+        calibrate_clustering(backbone, head, real, bank, cfg, torch.device("cpu"), gen, "test")
+    history = calibrate_clustering(backbone, head, real, bank, cfg.model_copy(update={"min_balance": 0.0}),
+                                   torch.device("cpu"), gen, "test")
+    assert history["balance"] == [0.0]

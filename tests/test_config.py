@@ -34,6 +34,8 @@ from gccluster.presets import preset_names, preset_params, render_params
         ({"gcc": {"bank_size": 5}}, r"gcc\.bank_size \(5\) must be at least pseudolabel\.n_clusters \(10\)"),
         ({"gcc": {"weights": {"ml": -1}}}, r"gcc\.weights\.ml = -1"),
         ({"gcc": {"bandwidth": "mean"}}, r"gcc\.bandwidth = 'mean': Input should be 'median' or"),
+        ({"gcc": {"pairing": "random"}}, r"gcc\.pairing = 'random': Input should be 'predicted' or 'bank'"),
+        ({"gcc": {"min_balance": 1.0}}, r"gcc\.min_balance = 1\.0: .*less than 1"),
         ({"gcc": {"final_round": "r2"}}, r"gcc\.final_round = 'r2': must be the last round of the chain, 'r3'"),
         ({"gcc": {"rounds": {"r1": {"init": "r0"}}, "final_round": "r1"}}, r"gcc\.rounds\.r1\.init = 'r0': must be pseudolabel or one of r1"),
         ({"gcc": {"rounds": {"a": {"init": "pseudolabel"}, "b": {"init": "a"}, "c": {"init": "a"}}, "final_round": "c"}},

@@ -187,6 +187,15 @@ class GCCConfig(_Section):
     weights: LossWeightsConfig = LossWeightsConfig()
     # Gaussian kernel bandwidth of L_d: "median" (median pairwise distance in each batch) or a number.
     bandwidth: Literal["median"] | float = "median"
+    # Which generated images join a real batch. "predicted": one bank image of each real
+    # image's predicted cluster (the paper: the fake batch is generated from the real batch's
+    # ŷ). "bank": a uniform draw from the round's bank, whose label mix is fixed when the round
+    # starts, so the clusters taught on generated images do not follow the head's drifting
+    # predictions (DESIGN.md §4).
+    pairing: Literal["predicted", "bank"] = "predicted"
+    # Stop a round whose predictions collapse: after each epoch, the cluster_balance of the
+    # clusters predicted on the real images must stay at least this (0 turns the guard off).
+    min_balance: float = Field(0.5, ge=0.0, lt=1.0, description="label-free collapse guard")
 
     @model_validator(mode="after")
     def _check_rounds(self) -> GCCConfig:

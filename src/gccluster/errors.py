@@ -22,6 +22,10 @@ class NonFiniteLossError(UserError):
     """Training produced a NaN or infinite loss (usually a learning rate that is too high)."""
 
 
+class ClusterCollapseError(UserError):
+    """A GCC round's predictions fell into too few clusters (`gcc.min_balance`)."""
+
+
 @contextmanager
 def stage_errors(stage: str) -> Iterator[None]:
     """Turn a `UserError` raised inside a stage into `<stage>: error: <message>` and exit 2."""

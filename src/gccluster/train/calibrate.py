@@ -25,10 +25,25 @@ from gccluster.losses.calibration import (
     reliable_metric_loss,
 )
 from gccluster.runtime import autocast, conv_memory_format, images_to_tensor, progress, to_model_input
+from gccluster.errors import ClusterCollapseError
 from gccluster.train.optim import check_finite
 from gccluster.train.resume import EpochCheckpointer, ResumeState
 
 LOSS_PARTS = ("total", "d", "cwm", "ml")
+# Per-epoch columns of cluster_loss.csv: the loss parts, then the label-free collapse monitor.
+CURVE_COLUMNS = (*LOSS_PARTS, "balance")
+
+
+def cluster_balance(counts: np.ndarray | torch.Tensor) -> float:
+    """Entropy of the predicted cluster sizes divided by log K: 1 when every cluster is
+    equally used, 0 when one cluster takes every image. Label-free, so a round can watch its
+    own predictions for collapse."""
+    counts = torch.as_tensor(counts, dtype=torch.float64).flatten()
+    if counts.numel() < 2 or counts.sum() <= 0:
+        return 1.0
+    p = counts[counts > 0] / counts.sum()
+    entropy = (p * (1.0 / p).log()).sum()  # written so that one full cluster gives +0.0, not -0.0
+    return float(entropy / np.log(counts.numel()))
 
 
 def bank_label_counts(predicted: np.ndarray, n_clusters: int, bank_size: int) -> np.ndarray:
@@ -44,6 +59,18 @@ def bank_label_counts(predicted: np.ndarray, n_clusters: int, bank_size: int) ->
     return counts
 
 
+def check_balance(balance: float, min_balance: float, stage: str, epoch: int) -> None:
+    """Stop a round whose predicted clusters collapsed (a degenerate optimum of Eq. 12:
+    L_d and L_ml are both small when every real image and the paired bank images share one
+    cluster), rather than write a model that puts everything in one cluster."""
+    if balance < min_balance:
+        raise ClusterCollapseError(
+            f"predicted clusters collapsed in {stage} epoch {epoch + 1} (cluster balance "
+            f"{balance:.3f} < gcc.min_balance {min_balance}); try gcc.pairing=bank or a lower "
+            f"gcc.lr, or set gcc.min_balance=0 to keep the collapsed model"
+        )
+
+
 @dataclass
 class Bank:
     images: np.ndarray  # uint8 (M, H, W, C)
@@ -51,10 +78,15 @@ class Bank:
 
 
 class BankPairing:
-    """Draws, for a batch of predicted clusters, one bank image of each sample's cluster."""
+    """Draws the bank images that join a real batch (`gcc.pairing`)."""
 
     def __init__(self, bank_labels: torch.Tensor, n_clusters: int):
+        self.size = len(bank_labels)
         self.members = [torch.nonzero(bank_labels == k).flatten() for k in range(n_clusters)]
+
+    def draw_uniform(self, count: int, generator: torch.Generator) -> torch.Tensor:
+        """`count` bank indices drawn uniformly with replacement (labels in the bank's mix)."""
+        return torch.randint(self.size, (count,), generator=generator)
 
     def draw(self, clusters: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Bank indices, one per entry of `clusters` that has bank images (others are dropped)."""
@@ -94,22 +126,24 @@ def calibrate_clustering(
 ) -> dict[str, list[float]]:
     """Fine-tune F and C for `cfg.cluster_epochs` epochs with Eq. 12 on real + bank images.
 
-    Per step: ŷ = C(F(x)) on a real batch; a generated batch with the same clusters is
-    drawn from the bank; real and generated images go through F together (one BatchNorm
-    batch, so the shift between the two sets stays visible to L_d); then
+    Per step: ŷ = C(F(x)) on a real batch; a generated batch is drawn from the bank, with
+    the same clusters as ŷ (`gcc.pairing: predicted`) or uniformly (`bank`); real and
+    generated images go through F together (one BatchNorm batch, so the shift between the
+    two sets stays visible to L_d); then
     w_d L_d(F(x), ŷ; F(x̃), ỹ) + w_cwm L_cwm(F(x̃), ỹ) + w_ml L_ml(softmax C(F(x̃)), ỹ).
-    Returns the per-epoch mean of each part ("total", "d", "cwm", "ml").
+    Returns the per-epoch mean of each part ("total", "d", "cwm", "ml") and "balance", the
+    `cluster_balance` of the clusters predicted for the real images during that epoch.
     """
     weights = CalibrationWeights(cfg.weights.d, cfg.weights.cwm, cfg.weights.ml)
     model = nn.ModuleDict({"backbone": backbone, "head": head}).to(device)
     model = model.to(memory_format=conv_memory_format(device, precision))
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    state = ResumeState(history={part: [] for part in LOSS_PARTS})
+    state = ResumeState(history={column: [] for column in CURVE_COLUMNS})
     stateful = {"model": model, "optimizer": optimizer}
     if checkpointer is not None:
         state = checkpointer.restore(stateful, generator)
-        for part in LOSS_PARTS:
-            state.history.setdefault(part, [])
+        for column in CURVE_COLUMNS:
+            state.history.setdefault(column, [])
 
     real = images_to_tensor(real_images, device)
     fake = images_to_tensor(bank.images, device)
@@ -122,13 +156,18 @@ def calibrate_clustering(
     for epoch in bar:
         order = torch.randperm(n, generator=generator).to(device)
         sums = dict.fromkeys(LOSS_PARTS, 0.0)
+        predicted_counts = torch.zeros(head.n_clusters, dtype=torch.long, device=device)
         steps = 0
         for step, start in enumerate(range(0, n, cfg.batch_size)):
             x_real = to_model_input(real[order[start : start + cfg.batch_size]])
             if len(x_real) < 2:
                 continue  # BatchNorm needs two samples; only a 1-image tail batch is skipped
             predicted = predict_batch(backbone, head, x_real)
-            picks = pairing.draw(predicted.cpu(), generator).to(device)
+            predicted_counts += torch.bincount(predicted, minlength=head.n_clusters)
+            if cfg.pairing == "predicted":
+                picks = pairing.draw(predicted.cpu(), generator).to(device)
+            else:
+                picks = pairing.draw_uniform(len(x_real), generator).to(device)
             x_fake = to_model_input(fake[picks])
             fake_clusters = fake_labels[picks]
             with autocast(device, precision):
@@ -152,6 +191,9 @@ def calibrate_clustering(
             steps += 1
         for part in LOSS_PARTS:
             state.history[part].append(sums[part] / max(steps, 1))
+        balance = cluster_balance(predicted_counts.cpu())
+        check_balance(balance, cfg.min_balance, stage, epoch)
+        state.history["balance"].append(balance)
         state.epoch = epoch + 1
         if hasattr(bar, "set_postfix"):
             bar.set_postfix(loss=f"{sums['total'] / max(steps, 1):.4f}")
