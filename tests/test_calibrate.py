@@ -47,13 +47,18 @@ def test_uniform_pairing_follows_the_bank_mix_not_the_batch():
     assert (bank_labels[picks] == 0).float().mean().item() == pytest.approx(0.75, abs=0.02)
 
 
-@pytest.mark.parametrize("pairing", ["predicted", "bank"])
-def test_one_calibration_epoch_runs_and_reports_finite_parts(pairing):
+def tiny_round_inputs():
+    """A seeded generator, 40 real 8x8 images, a 20-image bank of 3 clusters, and a tiny F and C."""
     gen = torch.Generator().manual_seed(0)
     real = (torch.rand(40, 8, 8, 1, generator=gen) * 255).to(torch.uint8).numpy()
     bank = Bank((torch.rand(20, 8, 8, 1, generator=gen) * 255).to(torch.uint8).numpy(),
                 np.repeat(np.arange(3), [7, 7, 6]))
-    backbone, head = SmallCNN(1, 8, width=4, feature_dim=16), ClusterHead(16, 3, hidden_dim=8)
+    return gen, real, bank, SmallCNN(1, 8, width=4, feature_dim=16), ClusterHead(16, 3, hidden_dim=8)
+
+
+@pytest.mark.parametrize("pairing", ["predicted", "bank"])
+def test_one_calibration_epoch_runs_and_reports_finite_parts(pairing):
+    gen, real, bank, backbone, head = tiny_round_inputs()
     before = [p.clone() for p in backbone.parameters()]
     cfg = GCCConfig(cluster_epochs=2, batch_size=16, lr=1e-3, pairing=pairing, min_balance=0.0)
     history = calibrate_clustering(backbone, head, real, bank, cfg, torch.device("cpu"), gen, "test")
@@ -72,11 +77,7 @@ def test_balance_guard_stops_below_the_threshold_only():
 
 
 def test_a_round_whose_head_predicts_one_cluster_stops_with_the_guard():
-    gen = torch.Generator().manual_seed(0)
-    real = (torch.rand(40, 8, 8, 1, generator=gen) * 255).to(torch.uint8).numpy()
-    bank = Bank((torch.rand(20, 8, 8, 1, generator=gen) * 255).to(torch.uint8).numpy(),
-                np.repeat(np.arange(3), [7, 7, 6]))
-    backbone, head = SmallCNN(1, 8, width=4, feature_dim=16), ClusterHead(16, 3, hidden_dim=8)
+    gen, real, bank, backbone, head = tiny_round_inputs()
     with torch.no_grad():
         head.mlp[-1].bias.copy_(torch.tensor([1e3, 0.0, 0.0]))  # every image -> cluster 0
     cfg = GCCConfig(cluster_epochs=1, batch_size=16, lr=1e-6, min_balance=0.5)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy.stats import entropy
 from torch import nn
 
 from gccluster.config import GCCConfig
@@ -38,12 +39,10 @@ def cluster_balance(counts: np.ndarray | torch.Tensor) -> float:
     """Entropy of the predicted cluster sizes divided by log K: 1 when every cluster is
     equally used, 0 when one cluster takes every image. Label-free, so a round can watch its
     own predictions for collapse."""
-    counts = torch.as_tensor(counts, dtype=torch.float64).flatten()
-    if counts.numel() < 2 or counts.sum() <= 0:
+    counts = np.asarray(counts, dtype=np.float64).ravel()
+    if counts.size < 2 or counts.sum() <= 0:
         return 1.0
-    p = counts[counts > 0] / counts.sum()
-    entropy = (p * (1.0 / p).log()).sum()  # written so that one full cluster gives +0.0, not -0.0
-    return float(entropy / np.log(counts.numel()))
+    return float(entropy(counts) / np.log(counts.size))
 
 
 def bank_label_counts(predicted: np.ndarray, n_clusters: int, bank_size: int) -> np.ndarray:
