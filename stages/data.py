@@ -20,10 +20,11 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params")) -> None:
         prepared = prepare_dataset(params.data, params.base.data_root)
         write_prepared(prepared, paths.PREPARED_DIR)
         meta = prepared.meta
-        print(f"data: {meta['dataset']} train={meta['n_train']} test={meta['n_test']} "
+        unlabeled = f" unlabeled (pretraining only)={meta['n_unlabeled']}" if meta["n_unlabeled"] else ""
+        print(f"data: {meta['dataset']} train={meta['n_train']} test={meta['n_test']}{unlabeled} "
               f"size={meta['image_size']} from {meta['source']}")
         if params.data.imbalance_remove is not None:
-            counts = np.bincount(prepared.train.labels[prepared.train.labels >= 0], minlength=meta["n_classes"])
+            counts = np.bincount(prepared.train.labels, minlength=meta["n_classes"])
             print(f"data: imbalanced train split, images per class: {counts.tolist()}")
 
 

@@ -1,5 +1,5 @@
 """DVC stage `diffusion`: train the class-conditional DDPM G (Eq. 6) on real train images
-labelled by the frozen F and C -> results/diffusion/."""
+labelled by the frozen F and C -> results/diffusion/unet.pt (its samples: `diffusion_samples`)."""
 
 from pathlib import Path
 
@@ -9,10 +9,9 @@ from gccluster import paths
 from gccluster.checkpoints import save_checkpoint
 from gccluster.config import load_params
 from gccluster.data.prepare import load_prepared
-from gccluster.diffusion import build_unet, grid_labels, sample_images, train_diffusion, unet_arch
+from gccluster.diffusion import build_unet, train_diffusion, unet_arch
 from gccluster.errors import stage_errors
 from gccluster.features import extract_features, predict_clusters
-from gccluster.figures import save_cluster_grid
 from gccluster.io import write_epoch_curves
 from gccluster.models.loading import load_clustering_branch
 from gccluster.runtime import resolve_device, seed_everything
@@ -32,16 +31,14 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params")) -> None:
         generator = seed_everything(params.base.seed)
         pseudo = predict_clusters(head, extract_features(backbone, data.train.images, device), device)
         arch = unet_arch(cfg, data.meta["image_size"], data.meta["channels"], head.n_clusters)
-        config = {"base": params.base.model_dump(), "diffusion": cfg.model_dump(), "data": data.meta}
-        checkpointer = EpochCheckpointer("diffusion", config)
+        config = {"base": params.base.model_dump(), "diffusion": cfg.training_settings(), "data": data.meta}
+        checkpointer = EpochCheckpointer("diffusion", config, code=Path(__file__),
+                                         inputs=[paths.PREPARED_DIR, paths.BACKBONE, paths.CLUSTER_HEAD])
         result = train_diffusion(
             build_unet(**arch), data.train.images, pseudo, cfg, cfg.epochs, cfg.lr, device, generator,
             "diffusion", checkpointer, precision=params.base.precision,
         )
-        grid = sample_images(result.unet, cfg, grid_labels(head.n_clusters, cfg.grid_per_cluster), device,
-                             generator, desc="diffusion grid", precision=params.base.precision)
         write_epoch_curves(paths.DIFFUSION_LOSS, loss=result.epoch_loss)
-        save_cluster_grid(grid, cfg.grid_per_cluster, paths.DIFFUSION_SAMPLES)
         save_checkpoint(paths.UNET, "unet", result.unet, arch, config)
         checkpointer.clear()
 

@@ -25,9 +25,9 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params")) -> None:
         data = load_prepared(paths.PREPARED_DIR)
         generator = seed_everything(params.base.seed)
         config = {"base": params.base.model_dump(), "pretrain": params.pretrain.model_dump(), "data": data.meta}
-        checkpointer = EpochCheckpointer("pretrain", config)
+        checkpointer = EpochCheckpointer("pretrain", config, inputs=[paths.PREPARED_DIR], code=Path(__file__))
         result = pretrain_simclr(
-            data.train.images, data.meta["dataset"], params.pretrain, device, generator, checkpointer,
+            data.pretrain_images(), data.meta["dataset"], params.pretrain, device, generator, checkpointer,
             precision=params.base.precision,
         )
         write_epoch_curves(paths.PRETRAIN_LOSS, loss=result.epoch_loss)

@@ -2,29 +2,37 @@
 
 (a) sample a labelled bank with the frozen G, labels in proportion to the clusters C
 predicts on the train split; (b) fine-tune F and C with Eq. 12 on real batches paired with
-bank images; (c) fine-tune G with Eq. 6 on the real images and the new pseudo labels.
+bank images; (c) fine-tune G with Eq. 6 on the real images and the new pseudo labels;
+(d) draw a held-out set from the fine-tuned G (its own seed, never trained on), on which
+`evaluate` scores how well the round's C(F(.)) recognises what its G generates.
 """
 
 from pathlib import Path
 
-import numpy as np
+import torch
 import typer
 
 from gccluster import paths
 from gccluster.checkpoints import save_checkpoint
-from gccluster.config import load_params, round_chain
+from gccluster.config import load_params
 from gccluster.data.prepare import load_prepared
-from gccluster.diffusion import sample_images, train_diffusion
+from gccluster.diffusion import train_diffusion
 from gccluster.errors import UserError, stage_errors
 from gccluster.features import extract_features, predict_clusters
 from gccluster.figures import first_per_cluster, save_cluster_grid
 from gccluster.io import write_epoch_curves, write_npz
 from gccluster.models.loading import load_clustering_branch, load_unet
-from gccluster.runtime import resolve_device, seed_everything
-from gccluster.train.calibrate import CURVE_COLUMNS, Bank, bank_label_counts, calibrate_clustering
+from gccluster.runtime import derive_seed, resolve_device, seed_everything
+from gccluster.train.calibrate import CURVE_COLUMNS, calibrate_clustering, draw_bank
 from gccluster.train.resume import EpochCheckpointer
 
 app = typer.Typer(add_completion=False)
+
+# Images per cluster in bank_grid.png (a constant, so no figure setting reruns a round).
+BANK_GRID_PER_CLUSTER = 10
+# The diffusion keys a round reads: the forward process for fine-tuning G (Eq. 6) and how
+# the bank and the held-out set are drawn. G's architecture comes from its checkpoint.
+ROUND_DIFFUSION_KEYS = ("timesteps", "beta_start", "beta_end", "batch_size", "clip_sample", "sampler", "sample_steps")
 
 
 @app.command()
@@ -38,42 +46,47 @@ def main(
         cfg = params.gcc
         if name not in cfg.rounds:
             raise UserError(f"round {name!r} is not in gcc.rounds (allowed: {', '.join(cfg.rounds)})")
-        index = round_chain(cfg.rounds).index(name) + 1
         device = resolve_device(params.base.device)
         data = load_prepared(paths.PREPARED_DIR)
-        backbone_path, head_path, unet_path = paths.round_inputs(cfg.rounds[name].init)
-        backbone, head = load_clustering_branch(backbone_path, head_path)
-        unet = load_unet(unet_path, expected_clusters=head.n_clusters)
-        # Each round draws its own noise: seed + round position in the chain.
-        generator = seed_everything(params.base.seed + index)
+        inputs = paths.round_inputs(cfg.rounds[name].init)
+        backbone, head = load_clustering_branch(inputs[0], inputs[1])
+        unet = load_unet(inputs[2], expected_clusters=head.n_clusters)
+        k = head.n_clusters
+        # Each round draws its own noise from base.seed and its name (not its place in the
+        # chain), so adding a round leaves the others' results as they are.
+        generator = seed_everything(derive_seed(params.base.seed, name))
         out = paths.RoundPaths(name)
-        config = {"base": params.base.model_dump(), "gcc": cfg.model_dump(), "round": name,
-                  "diffusion": params.diffusion.model_dump(), "data": data.meta}
+        config = {"base": params.base.model_dump(), "round": name, "init": cfg.rounds[name].init,
+                  "gcc": cfg.model_dump(exclude={"rounds", "final_round"}),
+                  "diffusion": params.diffusion.model_dump(include=set(ROUND_DIFFUSION_KEYS)), "data": data.meta}
+        resume = {"inputs": [paths.PREPARED_DIR, *inputs], "code": Path(__file__)}
 
         # (a) The bank, from the frozen G.
         predicted = predict_clusters(head, extract_features(backbone, data.train.images, device), device)
-        counts = bank_label_counts(predicted, head.n_clusters, cfg.bank_size)
-        bank_labels = np.repeat(np.arange(head.n_clusters), counts)
-        bank = Bank(sample_images(unet, params.diffusion, bank_labels, device, generator, desc=f"{stage} bank",
-                                  precision=params.base.precision),
-                    bank_labels)
+        bank = draw_bank(unet, predicted, k, cfg.bank_size, params.diffusion, device, generator,
+                         f"{stage} bank", params.base.precision)
 
         # (b) F and C with Eq. 12.
-        cluster_ckpt = EpochCheckpointer(f"{name}-cluster", config)
+        cluster_ckpt = EpochCheckpointer(f"{name}-cluster", config, **resume)
         history = calibrate_clustering(backbone, head, data.train.images, bank, cfg, device, generator,
                                        stage, cluster_ckpt, precision=params.base.precision)
 
         # (c) G with Eq. 6 on the new pseudo labels.
         pseudo = predict_clusters(head, extract_features(backbone, data.train.images, device), device)
-        ddpm_ckpt = EpochCheckpointer(f"{name}-ddpm", config)
+        ddpm_ckpt = EpochCheckpointer(f"{name}-ddpm", config, **resume)
         ddpm = train_diffusion(unet, data.train.images, pseudo, params.diffusion, cfg.diffusion_epochs,
                                cfg.diffusion_lr, device, generator, stage, ddpm_ckpt,
                                precision=params.base.precision)
 
+        # (d) Held out: the fine-tuned G, a generator of its own.
+        heldout_generator = torch.Generator().manual_seed(derive_seed(params.base.seed, name, "heldout"))
+        samples = draw_bank(ddpm.unet, pseudo, k, cfg.bank_size, params.diffusion, device, heldout_generator,
+                            f"{stage} held-out samples", params.base.precision)
+
         write_npz(out.bank, images=bank.images, labels=bank.labels)
-        per_row = params.diffusion.grid_per_cluster
-        save_cluster_grid(first_per_cluster(bank.images, bank.labels, head.n_clusters, per_row), per_row,
-                          out.bank_grid)
+        write_npz(out.samples, images=samples.images, labels=samples.labels)
+        save_cluster_grid(first_per_cluster(bank.images, bank.labels, k, BANK_GRID_PER_CLUSTER),
+                          BANK_GRID_PER_CLUSTER, out.bank_grid)
         write_epoch_curves(out.cluster_loss, **{column: history[column] for column in CURVE_COLUMNS})
         write_epoch_curves(out.diffusion_loss, loss=ddpm.epoch_loss)
         save_checkpoint(out.backbone, "backbone", backbone, backbone.arch, config)

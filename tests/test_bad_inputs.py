@@ -5,28 +5,15 @@ CliRunner) to keep the battery fast; test_stage_errors.py runs a few as real pro
 from __future__ import annotations
 
 import hashlib
-import importlib.util
-import os
 import shutil
 from pathlib import Path
 
 import pytest
 import torch
-from typer.testing import CliRunner
 
-from conftest import ROOT, set_params
+from conftest import ROOT, TINY_OVERRIDES, invoke, run_stages_in_process, set_params
 from formats import write_mnist_family
-
-STAGE_MODULES: dict[str, object] = {}
-
-
-def stage_app(name: str):
-    if name not in STAGE_MODULES:
-        spec = importlib.util.spec_from_file_location(f"stage_{name}", ROOT / "stages" / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        STAGE_MODULES[name] = module.app
-    return STAGE_MODULES[name]
+from gccluster.scratch_project import copy_pipeline
 
 
 def snapshot(project: Path) -> dict[str, str]:
@@ -39,24 +26,11 @@ def snapshot(project: Path) -> dict[str, str]:
     }
 
 
-def invoke(project: Path, stage: str, *args: str):
-    return CliRunner().invoke(stage_app(stage), list(args), catch_exceptions=False)
-
-
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
     """A project where data, pretrain and pseudolabel have run (tiny), shared by the battery."""
-    from conftest import TINY_OVERRIDES
-    from gccluster.scratch_project import copy_pipeline
-
     project = copy_pipeline(ROOT, tmp_path_factory.mktemp("bad") / "project", TINY_OVERRIDES)
-    old = Path.cwd()
-    os.chdir(project)
-    try:
-        for stage in ("data", "pretrain", "pseudolabel"):
-            assert invoke(project, stage).exit_code == 0
-    finally:
-        os.chdir(old)
+    run_stages_in_process(project, ("data", "pretrain", "pseudolabel"))
     return project
 
 
@@ -100,6 +74,8 @@ CASES = [
      "params.yaml: base.device = 'tpu': Input should be 'auto', 'cpu' or 'cuda'"),
     ("zero-temperature", "pretrain", {"pretrain": {"temperature": 0}},
      "params.yaml: pretrain.temperature = 0: Input should be greater than 0"),
+    ("image-size-vs-backbone", "data", {"data": {"image_size": 15}},
+     "params.yaml: data.image_size = 15 (data.dataset digits) does not suit pretrain.backbone = small_cnn"),
     ("bank-smaller-than-k", "diffusion", {"gcc": {"bank_size": 3}},
      "params.yaml: gcc.bank_size (3) must be at least pseudolabel.n_clusters (10)"),
     ("unknown-sampler", "diffusion", {"diffusion": {"sampler": "euler"}},
@@ -132,7 +108,7 @@ def test_bad_input_stops_with_one_line_and_changes_nothing(project, case):
     if overrides:
         set_params(project, overrides)
     before = snapshot(project)
-    result = invoke(project, stage)
+    result = invoke(stage)
     assert result.exit_code == 2, result.output
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
@@ -146,7 +122,7 @@ def test_bad_input_stops_with_one_line_and_changes_nothing(project, case):
 def test_cuda_requested_without_gpu(project):
     set_params(project, {"base": {"device": "cuda"}})
     before = snapshot(project)
-    result = invoke(project, "pseudolabel")
+    result = invoke("pseudolabel")
     assert result.exit_code == 2
     assert result.stderr.strip() == (
         "pseudolabel: error: base.device = 'cuda' but no CUDA device is available (allowed: auto, cpu)"
@@ -155,6 +131,6 @@ def test_cuda_requested_without_gpu(project):
 
 
 def test_round_not_in_params(project):
-    result = invoke(project, "round", "r9")
+    result = invoke("round", "r9")
     assert result.exit_code == 2
     assert result.stderr.strip() == "round@r9: error: round 'r9' is not in gcc.rounds (allowed: r1, r2)"

@@ -37,6 +37,20 @@ def test_pairing_draws_only_from_the_requested_clusters():
     assert sorted(bank_labels[picks].tolist()) == [0, 1, 2, 2]
 
 
+def test_pairing_draws_without_replacement_where_the_pool_allows():
+    bank_labels = torch.tensor([0] * 50 + [1] * 5)
+    pairing = BankPairing(bank_labels, 2)
+    gen = torch.Generator().manual_seed(0)
+    picks = pairing.draw(torch.tensor([0] * 20 + [1] * 8), gen)
+    from_zero, from_one = picks[bank_labels[picks] == 0], picks[bank_labels[picks] == 1]
+    assert len(from_zero) == 20 and len(set(from_zero.tolist())) == 20  # pool of 50: no repeat
+    # Pool of 5 for 8 draws: every member once, then 3 of them a second time.
+    assert len(from_one) == 8 and sorted(torch.bincount(from_one - 50).tolist()) == [1, 1, 2, 2, 2]
+    uniform = pairing.draw_uniform(40, gen)
+    assert len(set(uniform.tolist())) == 40
+    assert sorted(torch.bincount(pairing.draw_uniform(60, gen), minlength=55).unique().tolist()) == [1, 2]
+
+
 def test_uniform_pairing_follows_the_bank_mix_not_the_batch():
     bank_labels = torch.tensor([0] * 30 + [1] * 10)
     pairing = BankPairing(bank_labels, 2)

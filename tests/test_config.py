@@ -42,12 +42,48 @@ from gccluster.presets import preset_names, preset_params, render_params
          r"one chain starting at init: pseudolabel"),
         ({"gcc": {"rounds": {"diffusion": {"init": "pseudolabel"}}, "final_round": "diffusion"}},
          r"'diffusion' is not allowed as a round name"),
+        ({"gcc": {"mmd_estimator": "linear"}}, r"gcc\.mmd_estimator = 'linear': Input should be 'unbiased' or 'biased'"),
+        ({"gcc": {"ml_scores": "probits"}}, r"gcc\.ml_scores = 'probits': Input should be 'softmax' or 'logits'"),
+        ({"pretrain": {"readout": "max"}}, r"pretrain\.readout = 'max': Input should be 'flatten' or 'pool'"),
+        # Cross-field rules: caught by validation, before a stage writes anything.
+        ({"data": {"image_size": 15}},
+         r"data\.image_size = 15 \(data\.dataset digits\) does not suit pretrain\.backbone = small_cnn: "
+         r"it needs a size divisible by 4"),
+        ({"data": {"dataset": "cifar10", "image_size": 30}}, r"data\.image_size = 30 \(data\.dataset cifar10\)"),
+        ({"data": {"dataset": "stl10", "image_size": None}, "pretrain": {"backbone": "small_cnn"}},
+         None),  # 96 is divisible by 4: allowed
+        ({"pretrain": {"augment": {"policy": "simclr"}}},
+         r"pretrain\.augment\.policy = simclr needs RGB images .* digits is grayscale"),
+        ({"data": {"dataset": "fashion_mnist", "image_size": None}, "pretrain": {"augment": {"policy": "simclr"}}},
+         r"fashion_mnist is grayscale"),
+        ({"pseudolabel": {"n_clusters": 1500}, "gcc": {"bank_size": 2000}}, r"pseudolabel\.n_clusters = 1500 exceeds the 1437 train images of digits"),
+        ({"pseudolabel": {"n_clusters": 1500}, "data": {"protocol": "train+test"}, "gcc": {"bank_size": 1500}}, None),
+        ({"data": {"imbalance_remove": [0.5] * 9}}, r"data\.imbalance_remove has 9 fractions; digits has 10 classes"),
     ],
 )
 def test_bad_values_name_key_value_and_allowed(raw, expected):
+    if expected is None:  # a neighbour of a bad value that is fine
+        validate_params(raw)
+        return
     with pytest.raises(UserError, match=expected) as info:
         validate_params(raw)
     assert "\n" not in str(info.value)
+
+
+def test_check_command_catches_a_size_the_backbone_cannot_take(tmp_path):
+    """`gccluster check` says what the first stage would: image size 15 with small_cnn."""
+    import sys
+
+    from conftest import run
+
+    path = tmp_path / "params.yaml"
+    path.write_text("data:\n  image_size: 15\n")
+    result = run([sys.executable, "-m", "gccluster.cli", "check", "--params", str(path)], tmp_path, check=False)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"check: error: {path}: data.image_size = 15 (data.dataset digits) does not suit pretrain.backbone = "
+        "small_cnn: it needs a size divisible by 4 (two 2x poolings)"
+    ]
 
 
 def test_committed_params_equal_the_digits_preset():
@@ -66,8 +102,11 @@ def test_every_preset_validates_and_round_trips(name, tmp_path):
 def test_paper_presets_use_resnet18_and_paper_head_settings():
     for name in ("cifar10", "cifar100_20", "stl10"):
         params = preset_params(name)
-        assert params.pretrain.backbone == "resnet18"
+        assert params.pretrain.backbone.startswith("resnet18")
         assert params.pseudolabel.lr == 1e-4 and params.pseudolabel.epochs == 100  # paper 4.1
+    # 32 px: the CIFAR stem; 96 px STL-10: torchvision's stem, as SCAN.
+    assert preset_params("cifar10").pretrain.backbone == "resnet18"
+    assert preset_params("stl10").pretrain.backbone == "resnet18_imagenet_stem"
     assert preset_params("cifar100_20").pseudolabel.n_clusters == 20
 
 

@@ -38,7 +38,7 @@ def test_render_report_tables():
         "kmeans_pixels": {"acc": 0.2, "nmi": 0.1, "ari": 0.05},
         "pretext_kmeans": {"acc": 0.6, "nmi": 0.5, "ari": 0.4},
         "cluster_head": {"acc": 0.7, "nmi": 0.6, "ari": 0.5},
-        "rounds": {"r1": {"acc": 0.8, "nmi": 0.7, "ari": 0.6, "bank_agreement": 0.9}},
+        "rounds": {"r1": {"acc": 0.8, "nmi": 0.7, "ari": 0.6, "heldout_agreement": 0.9, "train_bank_fit": 0.95}},
         "final": {"acc": 0.8, "nmi": 0.7, "ari": 0.6},
     }
     meta = {"dataset": "cifar10", "n_train": 50000, "n_test": 10000, "image_size": 32, "protocol": "train"}
@@ -46,7 +46,7 @@ def test_render_report_tables():
     text = render_report(metrics, meta, params, None)
     assert "| **GCC, this run (final round)** | 0.8000 | 0.7000 | 0.6000 |" in text
     assert "| GCC (paper, Table 1) | 0.9040 | 0.7920 | 0.7990 |" in text
-    assert "| r1 | 0.8000 | 0.7000 | 0.6000 | 0.9000 |" in text
+    assert "| r1 | 0.8000 | 0.7000 | 0.6000 | 0.9000 | 0.9500 |" in text
     assert "No ablation experiments found" in text
     with_ablation = render_report(metrics, meta, params, exp_show(run_entry("e1", {"d": 0, "cwm": 1, "ml": 1}, 0.7)))
     assert "| GCC-d (no L_d) | 0.7000 | 0.6000 | 0.5000 |" in with_ablation

@@ -8,7 +8,7 @@ from gccluster.config import DataConfig, PretrainConfig
 from gccluster.data.prepare import prepare_dataset
 from gccluster.runtime import seed_everything
 from gccluster.train.pretrain import pretrain_simclr
-from gccluster.train.resume import EpochCheckpointer
+from gccluster.train.resume import EpochCheckpointer, ResumeState
 
 
 class Interrupted(Exception):
@@ -71,3 +71,60 @@ def test_state_saved_under_other_params_is_discarded(tmp_path, images):
     assert state.epoch == 0
     assert not (tmp_path / "pretrain").exists()
     assert np.isfinite(run(images, cfg, other).epoch_loss).all()
+
+
+def test_state_is_discarded_when_an_input_file_or_the_code_changes(tmp_path, capsys):
+    """The fingerprint covers params, input files and the stage's code; each mismatch is named."""
+    data = tmp_path / "data.npz"
+    data.write_bytes(b"first")
+    script = tmp_path / "stage.py"
+    script.write_text("import gccluster.paths\n")
+    module = torch.nn.Linear(2, 2)
+
+    def checkpointer(config=None):
+        return EpochCheckpointer("stage", config or {"cfg": 1}, inputs=[data], code=script, root=tmp_path / "scratch")
+
+    def save_one_epoch():
+        checkpointer().save({"m": module}, seed_everything(0), ResumeState(epoch=1, history={"loss": [1.0]}))
+
+    save_one_epoch()
+    assert checkpointer().restore({"m": module}, seed_everything(0)).epoch == 1  # same everything: resume
+
+    for change, reason in (
+        (lambda: data.write_bytes(b"second"), f"inputs changed: {data.as_posix()}"),
+        (lambda: script.write_text("import gccluster.paths  # edited\n"), "code changed"),
+        (lambda: None, "params changed"),
+    ):
+        save_one_epoch()
+        change()
+        capsys.readouterr()
+        state = checkpointer({"cfg": 2} if reason == "params changed" else None).restore({"m": module}, seed_everything(0))
+        assert state.epoch == 0
+        assert f"({reason}); starting from epoch 1" in capsys.readouterr().out
+        assert not (tmp_path / "scratch" / "stage").exists()
+
+
+def test_code_fingerprint_follows_imported_modules(tmp_path):
+    """Editing a module the stage imports (not the stage file itself) changes the fingerprint."""
+    from gccluster.codedeps import code_digest, import_closure
+
+    source = tmp_path / "src"
+    package = source / "gccluster"
+    (package / "train").mkdir(parents=True)
+    for init in (package / "__init__.py", package / "train" / "__init__.py"):
+        init.write_text("")
+    (package / "train" / "loop.py").write_text("from gccluster import helpers\n")
+    (package / "helpers.py").write_text("X = 1\n")
+    (package / "unused.py").write_text("Y = 1\n")
+    stage = tmp_path / "stage.py"
+    stage.write_text("def main():\n    from gccluster.train.loop import run\n")
+    closure = import_closure(stage, source)
+    assert [p.relative_to(tmp_path).as_posix() for p in closure] == [
+        "src/gccluster/__init__.py", "src/gccluster/helpers.py", "src/gccluster/train/__init__.py",
+        "src/gccluster/train/loop.py", "stage.py",
+    ]
+    before = code_digest(closure, source)
+    (package / "unused.py").write_text("Y = 2\n")
+    assert code_digest(import_closure(stage, source), source) == before
+    (package / "helpers.py").write_text("X = 2\n")
+    assert code_digest(import_closure(stage, source), source) != before

@@ -56,9 +56,17 @@ def test_stl10_binary(tmp_path, unlabeled):
     prepared = prepare_dataset(cfg, tmp_path)
     np.testing.assert_array_equal(prepared.train.images[:3], out["train"][0])  # orientation restored
     np.testing.assert_array_equal(prepared.train.labels[:3], out["train"][1].astype(int) - 1)
-    assert len(prepared.train.labels) == (5 if unlabeled else 3)
+    # The unlabelled images enter pretraining only: K-means, the head, the DDPM and the
+    # rounds see the labelled train split alone.
+    assert len(prepared.train.labels) == 3
+    assert prepared.meta["n_unlabeled"] == (2 if unlabeled else 0)
+    assert len(prepared.pretrain_images()) == (5 if unlabeled else 3)
+    write_prepared(prepared, tmp_path / "prepared")
+    loaded = load_prepared(tmp_path / "prepared")
+    assert (loaded.unlabeled is None) == (not unlabeled)
     if unlabeled:
-        assert (prepared.train.labels[3:] == -1).all()
+        np.testing.assert_array_equal(loaded.unlabeled, out["unlabeled"][0])
+        np.testing.assert_array_equal(loaded.pretrain_images()[:3], prepared.train.images)
     assert prepared.meta["class_names"][-1] == "truck"
 
 

@@ -17,9 +17,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from gccluster.data.catalog import DATASETS, max_train_images
 from gccluster.errors import UserError
-
-DATASET_NAMES = ("digits", "mnist", "fashion_mnist", "cifar10", "cifar100_20", "stl10")
 
 
 class _Section(BaseModel):
@@ -57,7 +56,7 @@ class DataConfig(_Section):
     # does not change the data.
     test_fraction: float = Field(0.2, gt=0.0, lt=1.0)
     split_seed: int = Field(0, ge=0)
-    stl10_unlabeled: bool = Field(False, description="add STL-10's 100k unlabelled images to train")
+    stl10_unlabeled: bool = Field(False, description="add STL-10's 100k unlabelled images to pretraining")
     # Imbalanced study (Fig. 2b/c): fraction of each class's train images to remove, one
     # value per class in class order (null = balanced). The test split is never touched.
     imbalance_remove: tuple[float, ...] | None = None
@@ -94,11 +93,18 @@ class AugmentConfig(_Section):
 class PretrainConfig(_Section):
     """SimCLR pretraining of the feature extractor F (Eq. 1)."""
 
-    backbone: Literal["small_cnn", "resnet18"] = "small_cnn"
+    # resnet18: CIFAR stem (3x3 stride-1 conv, no max-pool) for 32 px images; resnet18_imagenet_stem:
+    # torchvision's 7x7 stride-2 conv and max-pool, for 96 px STL-10 (as SCAN does).
+    backbone: Literal["small_cnn", "resnet18", "resnet18_imagenet_stem"] = "small_cnn"
     width: int = Field(32, ge=4, le=512, description="small_cnn: channels of its first block")
+    # small_cnn's readout of its last feature map: "flatten" keeps where each feature is (one
+    # weight per position), "pool" averages over positions (global average pooling). "pool"
+    # was chosen on digits by K-means stability, without labels (README, "Label-free choices").
+    readout: Literal["flatten", "pool"] = "pool"
     projection_dim: int = Field(64, ge=2)
     epochs: int = Field(100, ge=1)
     batch_size: int = Field(256, ge=2)
+    # τ of Eq. 1; 1.0 chosen on digits by K-means stability (README, "Label-free choices").
     temperature: float = Field(1.0, gt=0.0, le=10.0)
     schedule: Literal["cosine", "constant"] = "cosine"
     optimizer: OptimizerConfig = OptimizerConfig()
@@ -132,9 +138,16 @@ class DiffusionConfig(_Section):
     epochs: int = Field(80, ge=1, description="paper 4.1: about 300")
     batch_size: int = Field(64, ge=1)
     lr: float = Field(2e-4, gt=0.0, le=1.0, description="paper 4.1: Adam 2e-4")
+    # Clip the predicted x_0 to [-1, 1] inside each reverse step (Ho et al.'s code does;
+    # Eq. 5 as printed does not). It changes a step only when x_0's estimate leaves [-1, 1].
+    clip_sample: bool = True
     sampler: Literal["ddim", "ddpm"] = "ddim"
     sample_steps: int = Field(25, ge=1, description="DDIM steps; ddpm always uses all T")
     grid_per_cluster: int = Field(10, ge=1, le=64)
+
+    def training_settings(self) -> dict[str, Any]:
+        """The keys that shape the trained G (the `diffusion` stage reads only these)."""
+        return self.model_dump(exclude=set(SAMPLING_KEYS))
 
     @model_validator(mode="after")
     def _cross_checks(self) -> DiffusionConfig:
@@ -147,6 +160,10 @@ class DiffusionConfig(_Section):
         if any(c < 1 for c in self.block_channels):
             raise ValueError(f"diffusion.block_channels must be positive, got {list(self.block_channels)}")
         return self
+
+
+# How images are drawn from a trained G: they never change what the `diffusion` stage trains.
+SAMPLING_KEYS = ("clip_sample", "sampler", "sample_steps", "grid_per_cluster")
 
 
 class RoundConfig(_Section):
@@ -193,6 +210,13 @@ class GCCConfig(_Section):
     # starts, so the clusters taught on generated images do not follow the head's drifting
     # predictions (DESIGN.md §4).
     pairing: Literal["predicted", "bank"] = "predicted"
+    # Estimator of L_d (Eq. 9): "unbiased" leaves out the pairs i = i of the within-set means,
+    # so L_d is 0 in expectation when the real and generated features of a cluster follow one
+    # distribution; "biased" keeps them (the V-statistic, with a floor > 0; earlier default).
+    mmd_estimator: Literal["unbiased", "biased"] = "unbiased"
+    # What L_ml (Eq. 11) compares: "softmax", the probabilities of C(F(x̃)) (DESIGN.md §4), or
+    # "logits", C(F(x̃)) itself, as the paper's 3.2.2 defines p (see losses.calibration).
+    ml_scores: Literal["softmax", "logits"] = "softmax"
     # Stop a round whose predictions collapse: after each epoch, the cluster_balance of the
     # clusters predicted on the real images must stay at least this (0 turns the guard off).
     min_balance: float = Field(0.5, ge=0.0, lt=1.0, description="label-free collapse guard")
@@ -269,10 +293,36 @@ class Params(_Section):
 
     @model_validator(mode="after")
     def _cross_section_checks(self) -> Params:
-        if self.gcc.bank_size < self.pseudolabel.n_clusters:
+        """Rules that tie sections together, so that `gccluster check` and the first stage catch
+        them, not a stage hours later."""
+        data, pretrain, k = self.data, self.pretrain, self.pseudolabel.n_clusters
+        facts = DATASETS[data.dataset]
+        if self.gcc.bank_size < k:
             raise ValueError(
                 f"gcc.bank_size ({self.gcc.bank_size}) must be at least pseudolabel.n_clusters "
-                f"({self.pseudolabel.n_clusters}): every cluster needs generated images"
+                f"({k}): every cluster needs generated images"
+            )
+        size = data.image_size or facts.native_size
+        if pretrain.backbone == "small_cnn" and size % 4:
+            raise ValueError(
+                f"data.image_size = {size} (data.dataset {data.dataset}{'' if data.image_size else ', native'}) "
+                "does not suit pretrain.backbone = small_cnn: it needs a size divisible by 4 (two 2x poolings)"
+            )
+        if pretrain.augment.policy == "simclr" and facts.channels != 3:
+            raise ValueError(
+                f"pretrain.augment.policy = simclr needs RGB images (colour jitter, random grayscale); "
+                f"{data.dataset} is grayscale: use grayscale, digits or auto"
+            )
+        if data.imbalance_remove is not None and len(data.imbalance_remove) != facts.n_classes:
+            raise ValueError(
+                f"data.imbalance_remove has {len(data.imbalance_remove)} fractions; {data.dataset} has "
+                f"{facts.n_classes} classes"
+            )
+        n_train = max_train_images(data.dataset, data.protocol, data.test_fraction, data.imbalance_remove)
+        if k > n_train:
+            raise ValueError(
+                f"pseudolabel.n_clusters = {k} exceeds the {n_train} train images of {data.dataset} "
+                "(K-means needs at least one image per cluster)"
             )
         return self
 

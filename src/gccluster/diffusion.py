@@ -75,7 +75,7 @@ def make_scheduler(cfg: DiffusionConfig):
         beta_start=cfg.beta_start,
         beta_end=cfg.beta_end,
         prediction_type="epsilon",
-        clip_sample=True,
+        clip_sample=cfg.clip_sample,
     )
 
 
@@ -162,6 +162,28 @@ def train_diffusion(
     return DiffusionResult(unet=unet.cpu(), epoch_loss=state.history["loss"])
 
 
+def reverse_step(
+    scheduler, eps: torch.Tensor, t: torch.Tensor, x_t: torch.Tensor, generator: torch.Generator | None
+) -> torch.Tensor:
+    """One step x_t -> x_{t-1} of the reverse process (Eq. 4-5), by the scheduler given.
+
+    DDPM (`DDPMScheduler`, Ho et al. Eq. 11): x_{t-1} = μ + σ_t z, z ~ N(0, I) (none at t = 0),
+    μ = (x_t - β_t / sqrt(1 - ᾱ_t) · ε_G) / sqrt(α_t) with α_t = 1 - β_t (the paper's printed
+    1/α_t is a typo for 1/sqrt(α_t)), and σ_t² = β̃_t = β_t (1 - ᾱ_{t-1}) / (1 - ᾱ_t) (Eq. 5's
+    σ(t)). diffusers computes μ through x̂_0 = (x_t - sqrt(1 - ᾱ_t) ε_G) / sqrt(ᾱ_t) and the
+    posterior mean of q(x_{t-1} | x_t, x̂_0); the two forms are equal algebraically.
+    `diffusion.clip_sample` (default true, as in Ho et al.'s released code): x̂_0 is clipped
+    to [-1, 1] before the posterior mean. It changes the step only when x̂_0 leaves [-1, 1]
+    (then μ is no longer the ε-form above); false gives Eq. 5 exactly.
+    DDIM (`DDIMScheduler`, η = 0, Song et al. Eq. 12): deterministic, the same x̂_0 (and clip).
+    """
+    from diffusers import DDIMScheduler
+
+    if isinstance(scheduler, DDIMScheduler):
+        return scheduler.step(eps, t, x_t, eta=0.0).prev_sample
+    return scheduler.step(eps, t, x_t, generator=generator).prev_sample
+
+
 @torch.no_grad()
 def sample_images(
     unet: nn.Module,
@@ -175,9 +197,7 @@ def sample_images(
 ) -> np.ndarray:
     """Draw x_0 ~ p_G(x_0 | ŷ) for each label: the reverse process of Eq. 4-5.
 
-    `cfg.sampler = "ddpm"` runs all T ancestral steps of Eq. 4 with the mean of Eq. 5 (the
-    standard DDPM form: μ = (x_t - β_t / sqrt(1 - ᾱ_t) ε_G) / sqrt(1 - β_t); the paper's
-    printed 1/α_t is a typo) and σ_t² = β_t (1 - ᾱ_{t-1}) / (1 - ᾱ_t).
+    `cfg.sampler = "ddpm"` runs all T ancestral steps of Eq. 4-5 (`reverse_step`).
     `cfg.sampler = "ddim"` runs DDIM (Song et al.) with `cfg.sample_steps` steps and η = 0:
     the same trained ε_G, far fewer network calls. Returns uint8 (N, H, W, C).
     """
@@ -201,10 +221,7 @@ def sample_images(
         for t in scheduler.timesteps:
             with autocast(device, precision):
                 eps = unet(x, t.to(device).expand(len(y)), class_labels=y).sample.float()
-            if cfg.sampler == "ddim":
-                x = scheduler.step(eps, t, x, eta=0.0).prev_sample
-            else:
-                x = scheduler.step(eps, t, x, generator=generator).prev_sample
+            x = reverse_step(scheduler, eps, t, x, generator)
         out.append(((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu())
     return torch.cat(out).numpy()
 

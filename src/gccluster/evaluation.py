@@ -4,9 +4,13 @@ Keys of `results/metrics.json` (stable; later stages add entries beside these):
 - `kmeans_pixels`: K-means on raw pixels, fit on train, applied to test (the floor);
 - `pretext_kmeans`: K-means on SimCLR features, fit on train, applied to test;
 - `cluster_head`: argmax of the cluster head C(F(x)) trained with Eq. 2;
-- `rounds.<name>`: each GCC round's C(F(x)) after its fine-tuning, plus `bank_agreement`:
-  the fraction of the round's generated bank that this C(F(.)) assigns to the cluster the
-  image was generated for;
+- `rounds.<name>`: each GCC round's C(F(x)) after its fine-tuning, plus two label-free
+  figures of agreement between the round's clustering branch and its generator:
+  `heldout_agreement`, the fraction of a fresh draw from the round's *output* G (its own
+  seed, never trained on: results/<round>/samples.npz) that the round's C(F(.)) assigns to
+  the cluster it was generated for; and `train_bank_fit`, the same fraction on the bank
+  that F and C were just trained on (drawn from the round's input G; L_ml's optimum is
+  exactly this agreement, so it measures fit, not generalisation);
 - `final`: the last round's scores (the GCC result).
 Each entry holds {"acc", "nmi", "ari"}.
 """
@@ -63,13 +67,13 @@ def head_scores(
     return clustering_scores(labels, predict_clusters(head, features, device))
 
 
-def bank_agreement(
-    backbone: torch.nn.Module, head: torch.nn.Module, bank_images: np.ndarray, bank_labels: np.ndarray,
+def generated_agreement(
+    backbone: torch.nn.Module, head: torch.nn.Module, images: np.ndarray, labels: np.ndarray,
     device: torch.device, batch_size: int,
 ) -> float:
     """Fraction of generated images that C(F(.)) assigns to their conditioning cluster."""
-    features = extract_features(backbone, bank_images, device, batch_size)
-    return round(float(np.mean(predict_clusters(head, features, device) == bank_labels)), 4)
+    features = extract_features(backbone, images, device, batch_size)
+    return round(float(np.mean(predict_clusters(head, features, device) == labels)), 4)
 
 
 def round_metrics(
@@ -79,9 +83,11 @@ def round_metrics(
     for name in chain:
         files = RoundPaths(name)
         backbone, head = load_clustering_branch(files.backbone, files.cluster_head)
-        bank = read_npz(files.bank, ("images", "labels"), "bank")
         scores = head_scores(backbone, head, data.test.images, data.test.labels, device, batch_size)
-        scores["bank_agreement"] = bank_agreement(backbone, head, bank["images"], bank["labels"], device, batch_size)
+        for key, path, what in (("heldout_agreement", files.samples, "held-out samples"),
+                                ("train_bank_fit", files.bank, "bank")):
+            drawn = read_npz(path, ("images", "labels"), what)
+            scores[key] = generated_agreement(backbone, head, drawn["images"], drawn["labels"], device, batch_size)
         out[name] = scores
     return out
 

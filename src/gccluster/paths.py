@@ -41,8 +41,9 @@ class RoundPaths:
         self.backbone = self.dir / "backbone.pt"
         self.cluster_head = self.dir / "cluster_head.pt"
         self.unet = self.dir / "unet.pt"
-        self.bank = self.dir / "bank.npz"
+        self.bank = self.dir / "bank.npz"  # drawn from the input G; F and C train on it
         self.bank_grid = self.dir / "bank_grid.png"
+        self.samples = self.dir / "samples.npz"  # a fresh draw from the output G, never trained on
         self.cluster_loss = self.dir / "cluster_loss.csv"
         self.diffusion_loss = self.dir / "diffusion_loss.csv"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 from collections.abc import Iterable
@@ -22,6 +23,14 @@ def seed_everything(seed: int) -> torch.Generator:
     generator = torch.Generator()
     generator.manual_seed(seed)
     return generator
+
+
+def derive_seed(seed: int, *names: str) -> int:
+    """A seed for one named consumer of `base.seed` (e.g. a round, or its held-out draw):
+    stable across runs and machines, different per name, and independent of which other
+    consumers exist (adding a round does not change another round's seed)."""
+    digest = hashlib.sha256("/".join([str(seed), *names]).encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
 def resolve_device(name: str) -> torch.device:

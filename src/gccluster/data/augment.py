@@ -55,10 +55,11 @@ POLICIES = {"digits": _digits, "grayscale": _grayscale, "simclr": _simclr}
 
 
 def resolve_policy(policy: str, dataset: str, channels: int) -> str:
+    """The policy `auto` stands for; `simclr` on grayscale images is refused (params
+    validation says so first: colour jitter and random grayscale need RGB)."""
     name = AUTO_POLICY[dataset] if policy == "auto" else policy
     if name == "simclr" and channels != 3:
-        # Colour jitter and grayscale need RGB; keep the geometric part only.
-        return "grayscale"
+        raise ValueError(f"augmentation policy simclr needs RGB images, got {channels} channel(s)")
     return name
 
 

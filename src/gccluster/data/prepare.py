@@ -1,7 +1,8 @@
 """The `data` stage: find or fetch a dataset and write it in the one uniform format.
 
 Uniform format (a folder, `data/prepared`):
-- `train.npz`, `test.npz`: `images` uint8 (N, H, W, C), `labels` int64 (N,), -1 = unknown;
+- `train.npz`, `test.npz`: `images` uint8 (N, H, W, C), `labels` int64 (N,);
+- `unlabeled.npz` (only with `data.stl10_unlabeled`): `images` that only pretraining sees;
 - `meta.json`: dataset name, class names, image size, channels, protocol, where the files
   came from, and the number of images per split.
 
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from gccluster.config import DataConfig
+from gccluster.data.catalog import DATASETS
 from gccluster.data.sources import (
     FILE_SOURCES,
     RawDataset,
@@ -32,6 +34,15 @@ class PreparedDataset:
     train: RawSplit
     test: RawSplit
     meta: dict
+    # Extra images for the SimCLR pretext only (STL-10's unlabelled split, as SCAN uses it):
+    # K-means, the head, the DDPM and the rounds work on `train` alone.
+    unlabeled: np.ndarray | None = None
+
+    def pretrain_images(self) -> np.ndarray:
+        """What SimCLR trains on: the train split, plus the unlabelled images if any."""
+        if self.unlabeled is None:
+            return self.train.images
+        return np.concatenate([self.train.images, self.unlabeled])
 
 
 def load_digits_dataset(cfg: DataConfig) -> tuple[RawDataset, str]:
@@ -100,23 +111,23 @@ def _resize(images: np.ndarray, size: int) -> np.ndarray:
 def prepare_dataset(cfg: DataConfig, data_root: str | Path) -> PreparedDataset:
     if cfg.dataset == "digits":
         raw, origin = load_digits_dataset(cfg)
-        native = 8
     else:
         folder = locate_files(cfg, Path(data_root))
         raw = FILE_SOURCES[cfg.dataset].read(folder, unlabeled=cfg.stl10_unlabeled)
         origin = str(folder)
-        native = FILE_SOURCES[cfg.dataset].native_size
+    native = DATASETS[cfg.dataset].native_size
     size = cfg.image_size or native
-    train, test = raw.train, raw.test
-    for name, split in (("train", train), ("test", test)):
-        if split.images.shape[1:3] != (native, native):
+    train, test, unlabeled = raw.train, raw.test, raw.unlabeled
+    for name, images in (("train", train.images), ("test", test.images), ("unlabeled", unlabeled)):
+        if images is not None and images.shape[1:3] != (native, native):
             raise UserError(
-                f"{origin}: {name} images are {split.images.shape[1:3]}, expected "
-                f"{native}x{native} for {cfg.dataset}"
+                f"{origin}: {name} images are {images.shape[1:3]}, expected {native}x{native} for {cfg.dataset}"
             )
     if size != native:
         train = RawSplit(_resize(train.images, size), train.labels)
         test = RawSplit(_resize(test.images, size), test.labels)
+        if unlabeled is not None:
+            unlabeled = _resize(unlabeled, size)
     if cfg.imbalance_remove is not None:
         train = remove_per_class(train, cfg.imbalance_remove, cfg.imbalance_seed, len(raw.class_names))
     if cfg.protocol == "train+test":
@@ -124,9 +135,7 @@ def prepare_dataset(cfg: DataConfig, data_root: str | Path) -> PreparedDataset:
             np.concatenate([train.images, test.images]),
             np.concatenate([train.labels, test.labels]),
         )
-        # Labelled part only on the evaluation side: STL-10's unlabelled images have no class.
-        known = both.labels >= 0
-        train, test = both, RawSplit(both.images[known], both.labels[known])
+        train, test = both, both
     meta = {
         "dataset": cfg.dataset,
         "class_names": list(raw.class_names),
@@ -137,8 +146,9 @@ def prepare_dataset(cfg: DataConfig, data_root: str | Path) -> PreparedDataset:
         "source": origin,
         "n_train": len(train.labels),
         "n_test": len(test.labels),
+        "n_unlabeled": 0 if unlabeled is None else len(unlabeled),
     }
-    return PreparedDataset(train, test, meta)
+    return PreparedDataset(train, test, meta, unlabeled)
 
 
 def remove_per_class(split: RawSplit, fractions: tuple[float, ...], seed: int, n_classes: int) -> RawSplit:
@@ -161,6 +171,8 @@ def write_prepared(prepared: PreparedDataset, folder: str | Path) -> None:
     with atomic_dir(folder) as tmp:
         for name, split in (("train", prepared.train), ("test", prepared.test)):
             write_npz(tmp / f"{name}.npz", images=split.images, labels=split.labels)
+        if prepared.unlabeled is not None:
+            write_npz(tmp / "unlabeled.npz", images=prepared.unlabeled)
         write_json(tmp / "meta.json", prepared.meta)
 
 
@@ -175,4 +187,7 @@ def load_prepared(folder: str | Path) -> PreparedDataset:
         RawSplit(**read_npz(folder / f"{name}.npz", ("images", "labels"), "prepared split"))
         for name in ("train", "test")
     ]
-    return PreparedDataset(splits[0], splits[1], meta)
+    unlabeled = None
+    if meta.get("n_unlabeled"):
+        unlabeled = read_npz(folder / "unlabeled.npz", ("images",), "prepared unlabelled images")["images"]
+    return PreparedDataset(splits[0], splits[1], meta, unlabeled)

@@ -25,7 +25,7 @@ from gccluster.errors import UserError
 @dataclass(frozen=True)
 class RawSplit:
     images: np.ndarray  # uint8 (N, H, W, C)
-    labels: np.ndarray  # int64 (N,), -1 where unknown (STL-10 unlabelled)
+    labels: np.ndarray  # int64 (N,)
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,8 @@ class RawDataset:
     train: RawSplit
     test: RawSplit
     class_names: list[str]
+    # Images with no class that only pretraining sees (STL-10's 100k unlabelled images).
+    unlabeled: np.ndarray | None = None
 
 
 # ---------------------------------------------------------------------------- IDX
@@ -167,16 +169,10 @@ def read_stl10(folder: Path, unlabeled: bool = False) -> RawDataset:
             raise UserError(f"{folder}: {name} has {len(images)} images but {len(labels)} labels")
         return RawSplit(images, labels)
 
-    train = split("train")
-    if unlabeled:
-        extra = read_stl10_images(folder / "unlabeled_X.bin")
-        train = RawSplit(
-            np.concatenate([train.images, extra]),
-            np.concatenate([train.labels, np.full(len(extra), -1, dtype=np.int64)]),
-        )
+    extra = read_stl10_images(folder / "unlabeled_X.bin") if unlabeled else None
     names_file = folder / "class_names.txt"
     names = names_file.read_text().split() if names_file.is_file() else STL10_CLASSES
-    return RawDataset(train, split("test"), names)
+    return RawDataset(split("train"), split("test"), names, unlabeled=extra)
 
 
 # --------------------------------------------------------------------- registry
@@ -202,8 +198,6 @@ class FileSource:
     read: Callable[..., RawDataset]
     download: Callable[[Path], None]
     system_dirs: tuple[str, ...] = ()
-    native_size: int = 32
-    channels: int = 3
 
 
 def _torchvision_download(cls_name: str, **kwargs) -> Callable[[Path], None]:
@@ -228,8 +222,6 @@ FILE_SOURCES: dict[str, FileSource] = {
         marker="train-images-idx3-ubyte",
         read=lambda folder, **_: read_mnist_family(folder, MNIST_CLASSES),
         download=_torchvision_download("MNIST"),
-        native_size=28,
-        channels=1,
     ),
     "fashion_mnist": FileSource(
         subdirs=("FashionMNIST/raw", ""),
@@ -237,8 +229,6 @@ FILE_SOURCES: dict[str, FileSource] = {
         read=lambda folder, **_: read_mnist_family(folder, FASHION_MNIST_CLASSES),
         download=_torchvision_download("FashionMNIST"),
         system_dirs=("/usr/share/datasets/fashion-mnist",),  # Debian: dataset-fashion-mnist
-        native_size=28,
-        channels=1,
     ),
     "cifar10": FileSource(
         subdirs=("cifar-10-batches-py", ""),
@@ -257,7 +247,6 @@ FILE_SOURCES: dict[str, FileSource] = {
         marker="train_X.bin",
         read=lambda folder, unlabeled=False, **_: read_stl10(folder, unlabeled=unlabeled),
         download=_torchvision_download("STL10", split="train"),
-        native_size=STL10_SIDE,
     ),
 }
 

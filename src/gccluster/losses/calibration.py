@@ -27,12 +27,16 @@ def median_bandwidth(features: torch.Tensor) -> torch.Tensor:
         return dist.median().clamp_min(1e-6)
 
 
+MMD_ESTIMATORS = ("unbiased", "biased")
+
+
 def mmd_per_cluster(
     real_features: torch.Tensor,
     real_clusters: torch.Tensor,
     generated_features: torch.Tensor,
     generated_clusters: torch.Tensor,
     bandwidth: torch.Tensor | float,
+    estimator: str = "unbiased",
 ) -> torch.Tensor:
     """L_d of Eq. 8-9: Σ_k ( d_r^k + d_g^k - 2 d_rg^k ), the per-cluster squared MMD in the RKHS
     of a Gaussian kernel between real features of cluster k (k = the head's prediction) and
@@ -40,15 +44,24 @@ def mmd_per_cluster(
 
     Choices the paper leaves open:
     - Normalisation: the printed denominators of Eq. 9 are inconsistent (d_r^k is divided by
-      a sum of kernel values of generated pairs). We use the one that makes each term the
-      squared distance of Eq. 8 between kernel mean embeddings:
-      d_r^k = mean_{i,j in R_k} K(r_i, r_j), d_g^k = mean_{i,j in G_k} K(g_i, g_j),
-      d_rg^k = mean_{i in R_k, j in G_k} K(r_i, g_j) (biased V-statistic, diagonals kept),
-      so every cluster term is >= 0 and 0 when both sets coincide. Eq. 8 writes sums, not
-      means; means keep clusters of different sizes on one scale.
+      a sum of kernel values of generated pairs). We use the one that makes each term an
+      estimate of the squared distance of Eq. 8 between kernel mean embeddings: d_r^k, d_g^k
+      and d_rg^k are means of K over pairs. Eq. 8 writes sums, not means; means keep clusters
+      of different sizes on one scale.
+    - Estimator (`gcc.mmd_estimator`):
+      `unbiased` (default): d_r^k and d_g^k average over pairs i != j (the U-statistic of
+      Gretton et al. 2012, Eq. 3), so two i.i.d. samples of one distribution give 0 in
+      expectation; a cluster needs at least two members on each side, else it has no term.
+      `biased`: the V-statistic with the pairs i = i kept (K = 1 there). It is >= 0, but for
+      two samples of the same distribution it has a floor of about (1 - mean K) (1/n_r + 1/n_g)
+      per cluster (0.07-0.37 at B = 128, K = 10 with the median bandwidth), so it also acts as
+      an unstated compactness term weighted 1/n_k.
     - Clusters absent from either side of the batch contribute nothing (no anchor to match).
     - Kernel: Gaussian; bandwidth given by the caller (`median_bandwidth` or a number).
     """
+    if estimator not in MMD_ESTIMATORS:
+        raise ValueError(f"estimator must be one of {MMD_ESTIMATORS}, got {estimator!r}")
+    unbiased = estimator == "unbiased"
     k_rr = gaussian_kernel(real_features, real_features, bandwidth)
     k_gg = gaussian_kernel(generated_features, generated_features, bandwidth)
     k_rg = gaussian_kernel(real_features, generated_features, bandwidth)
@@ -57,11 +70,22 @@ def mmd_per_cluster(
     for k in sorted(shared):
         r = real_clusters == k
         g = generated_clusters == k
-        d_r = k_rr[r][:, r].mean()
-        d_g = k_gg[g][:, g].mean()
+        n_r, n_g = int(r.sum()), int(g.sum())
+        if unbiased and (n_r < 2 or n_g < 2):
+            continue
+        d_r = _mean_within(k_rr[r][:, r], unbiased)
+        d_g = _mean_within(k_gg[g][:, g], unbiased)
         d_rg = k_rg[r][:, g].mean()
         total = total + d_r + d_g - 2.0 * d_rg
     return total
+
+
+def _mean_within(kernel: torch.Tensor, unbiased: bool) -> torch.Tensor:
+    """Mean of a square within-set kernel matrix; over the pairs i != j when `unbiased`."""
+    if not unbiased:
+        return kernel.mean()
+    n = kernel.shape[0]
+    return (kernel.sum() - kernel.diagonal().sum()) / (n * (n - 1))
 
 
 def cluster_wise_matching(generated_features: torch.Tensor, generated_clusters: torch.Tensor) -> torch.Tensor:
@@ -84,17 +108,33 @@ def cluster_wise_matching(generated_features: torch.Tensor, generated_clusters: 
     return inter - intra
 
 
-def reliable_metric_loss(generated_probs: torch.Tensor, generated_clusters: torch.Tensor) -> torch.Tensor:
+def reliable_metric_loss(generated_scores: torch.Tensor, generated_clusters: torch.Tensor) -> torch.Tensor:
     """L_ml of Eq. 11: Σ_k 1[p̃_ik > p̃_ij] (p̃_ik - p̃_ij)², j = the conditioning cluster of
-    generated image i, p̃_i = softmax(C(F(x̃_i))).
+    generated image i, p̃_i = the head's scores for x̃_i.
 
     Only clusters that out-score the conditioning cluster are pushed down to it, so an
     image may keep other plausible clusters as long as its own is on top. The paper sums
     over the batch; we average over images (only rescales the learning rate).
+
+    Which scores (`gcc.ml_scores`): the paper writes p̃_i = C(F(x̃_i)) and calls p_i = C(F(x_i))
+    "the logits" (3.2.2, Eq. 2), so read literally Eq. 11 compares logits. We default to their
+    softmax (DESIGN.md §4): on probabilities every term is bounded by 1 and the loss cannot be
+    lowered by shrinking all logits towards each other (on logits, scaling C's last layer
+    down scales L_ml down quadratically without changing any prediction). The caller passes
+    the (N, K) scores; this function is the same for both readings.
     """
-    p_j = generated_probs.gather(1, generated_clusters[:, None])
-    excess = (generated_probs - p_j).clamp_min(0.0)  # = 1[p_k > p_j] (p_k - p_j)
+    p_j = generated_scores.gather(1, generated_clusters[:, None])
+    excess = (generated_scores - p_j).clamp_min(0.0)  # = 1[p_k > p_j] (p_k - p_j)
     return excess.pow(2).sum(dim=1).mean()
+
+
+def head_scores(logits: torch.Tensor, kind: str) -> torch.Tensor:
+    """The p̃ of Eq. 11 from the head's logits: their softmax, or the logits themselves."""
+    if kind == "softmax":
+        return torch.softmax(logits.float(), dim=1)
+    if kind == "logits":
+        return logits.float()
+    raise ValueError(f"kind must be 'softmax' or 'logits', got {kind!r}")
 
 
 @dataclass(frozen=True)

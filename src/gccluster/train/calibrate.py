@@ -16,12 +16,14 @@ import torch
 from scipy.stats import entropy
 from torch import nn
 
-from gccluster.config import GCCConfig
+from gccluster.config import DiffusionConfig, GCCConfig
+from gccluster.diffusion import sample_images
 from gccluster.errors import ClusterCollapseError
 from gccluster.losses.calibration import (
     CalibrationWeights,
     cluster_wise_matching,
     gcc_objective,
+    head_scores,
     median_bandwidth,
     mmd_per_cluster,
     reliable_metric_loss,
@@ -76,16 +78,44 @@ class Bank:
     labels: np.ndarray  # int64 (M,), the conditioning clusters
 
 
+def draw_bank(
+    unet: nn.Module,
+    predicted: np.ndarray,
+    n_clusters: int,
+    size: int,
+    cfg: DiffusionConfig,
+    device: torch.device,
+    generator: torch.Generator,
+    desc: str,
+    precision: str = "auto",
+) -> Bank:
+    """`size` images from G (Eq. 4-5), conditioned on clusters in proportion to `predicted`
+    (the head's clusters on the train split; `bank_label_counts`)."""
+    labels = np.repeat(np.arange(n_clusters), bank_label_counts(predicted, n_clusters, size))
+    images = sample_images(unet, cfg, labels, device, generator, desc=desc, precision=precision)
+    return Bank(images, labels)
+
+
+def draw_without_replacement(pool_size: int, count: int, generator: torch.Generator) -> torch.Tensor:
+    """`count` indices into a pool of `pool_size`, each used once before any is used again:
+    one random permutation of the pool, then another for the rest, and so on. No duplicate
+    when count <= pool_size; else every member at most ceil(count / pool_size) times."""
+    rounds = -(-count // pool_size)
+    return torch.cat([torch.randperm(pool_size, generator=generator) for _ in range(rounds)])[:count]
+
+
 class BankPairing:
-    """Draws the bank images that join a real batch (`gcc.pairing`)."""
+    """Draws the bank images that join a real batch (`gcc.pairing`), without replacement where
+    the pool allows, so that no generated image appears twice in one batch (a repeated image
+    would count as a perfectly matched equal-label pair in L_cwm and as a repeated point in L_d)."""
 
     def __init__(self, bank_labels: torch.Tensor, n_clusters: int):
         self.size = len(bank_labels)
         self.members = [torch.nonzero(bank_labels == k).flatten() for k in range(n_clusters)]
 
     def draw_uniform(self, count: int, generator: torch.Generator) -> torch.Tensor:
-        """`count` bank indices drawn uniformly with replacement (labels in the bank's mix)."""
-        return torch.randint(self.size, (count,), generator=generator)
+        """`count` bank indices drawn uniformly (labels in the bank's mix)."""
+        return draw_without_replacement(self.size, count, generator)
 
     def draw(self, clusters: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Bank indices, one per entry of `clusters` that has bank images (others are dropped)."""
@@ -95,7 +125,7 @@ class BankPairing:
             if len(pool) == 0:
                 continue
             count = int((clusters == k).sum())
-            picks.append(pool[torch.randint(len(pool), (count,), generator=generator)])
+            picks.append(pool[draw_without_replacement(len(pool), count, generator)])
         return torch.cat(picks) if picks else torch.empty(0, dtype=torch.long)
 
 
@@ -129,7 +159,8 @@ def calibrate_clustering(
     the same clusters as ŷ (`gcc.pairing: predicted`) or uniformly (`bank`); real and
     generated images go through F together (one BatchNorm batch, so the shift between the
     two sets stays visible to L_d); then
-    w_d L_d(F(x), ŷ; F(x̃), ỹ) + w_cwm L_cwm(F(x̃), ỹ) + w_ml L_ml(softmax C(F(x̃)), ỹ).
+    w_d L_d(F(x), ŷ; F(x̃), ỹ) + w_cwm L_cwm(F(x̃), ỹ) + w_ml L_ml(p̃(C(F(x̃))), ỹ), p̃ = softmax
+    or the logits (`gcc.ml_scores`).
     Returns the per-epoch mean of each part ("total", "d", "cwm", "ml") and "balance", the
     `cluster_balance` of the clusters predicted for the real images during that epoch.
     """
@@ -172,12 +203,12 @@ def calibrate_clustering(
             with autocast(device, precision):
                 features = backbone(torch.cat([x_real, x_fake]))
                 f_real, f_fake = features[: len(x_real)].float(), features[len(x_real) :].float()
-                probs_fake = torch.softmax(head(f_fake).float(), dim=1)
+                scores_fake = head_scores(head(f_fake), cfg.ml_scores)
             bandwidth = median_bandwidth(torch.cat([f_real, f_fake])) if cfg.bandwidth == "median" else cfg.bandwidth
             parts = {
-                "d": mmd_per_cluster(f_real, predicted, f_fake, fake_clusters, bandwidth),
+                "d": mmd_per_cluster(f_real, predicted, f_fake, fake_clusters, bandwidth, cfg.mmd_estimator),
                 "cwm": cluster_wise_matching(f_fake, fake_clusters),
-                "ml": reliable_metric_loss(probs_fake, fake_clusters),
+                "ml": reliable_metric_loss(scores_fake, fake_clusters),
             }
             total = gcc_objective(parts, weights)
             check_finite(total, stage, epoch, step, "lower gcc.lr")

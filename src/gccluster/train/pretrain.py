@@ -27,7 +27,8 @@ class PretrainResult:
 
 def backbone_arch(cfg: PretrainConfig, channels: int, image_size: int) -> dict:
     """Keyword arguments that rebuild the backbone (stored in its checkpoint)."""
-    return {"name": cfg.backbone, "in_channels": channels, "image_size": image_size, "width": cfg.width}
+    return {"name": cfg.backbone, "in_channels": channels, "image_size": image_size, "width": cfg.width,
+            "readout": cfg.readout}
 
 
 def pretrain_simclr(

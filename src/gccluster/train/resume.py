@@ -1,9 +1,13 @@
 """Resumable epoch state for long stages, kept in an undeclared scratch folder.
 
 After every completed epoch the stage saves model, optimiser, scheduler, RNG states and
-the loss history to `.scratch/<stage>/state.pt` (atomically). A rerun of an interrupted
-stage with the same params continues from there; a state saved under other params is
-discarded. The folder is removed when the stage completes, so DVC never sees it.
+the loss history to `.scratch/<stage>/state.pt` (atomically), with a fingerprint of all
+that the stage's result depends on: its params, the content of its input files (data,
+upstream checkpoints) and its code (the import closure of the stage script,
+`gccluster.codedeps`). A rerun of an interrupted stage continues from there only when the
+fingerprint is the same; otherwise the state is discarded with one line saying what
+changed, and the stage starts from its first epoch. The folder is removed when the stage
+completes, so DVC never sees it.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import hashlib
 import json
 import random
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,11 +25,31 @@ import numpy as np
 import torch
 
 from gccluster import paths
+from gccluster.codedeps import code_digest, import_closure
 from gccluster.io import atomic_path
 
 
 def fingerprint(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def content_digest(path: Path) -> str:
+    """sha256 of a file's bytes, or of a folder's files (relative names and bytes, sorted);
+    "missing" for a path that does not exist."""
+    path = Path(path)
+    digest = hashlib.sha256()
+    if path.is_file():
+        files = [(path.name, path)]
+    elif path.is_dir():
+        files = [(p.relative_to(path).as_posix(), p) for p in sorted(path.rglob("*")) if p.is_file()]
+    else:
+        return "missing"
+    for name, file in files:
+        digest.update(name.encode() + b"\0")
+        with open(file, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:16]
 
 
 def rng_state(generator: torch.Generator) -> dict:
@@ -55,12 +80,37 @@ class ResumeState:
 
 
 class EpochCheckpointer:
-    """Save and restore a stage's epoch state; `modules` maps names to objects with state_dict()."""
+    """Save and restore a stage's epoch state; `modules` maps names to objects with state_dict().
 
-    def __init__(self, stage: str, config: Any, root: Path = paths.SCRATCH):
+    `config`: the params the stage read; `inputs`: the files and folders it reads (prepared
+    data, upstream checkpoints); `code`: the stage script, whose import closure is hashed.
+    State saved under another fingerprint is never restored.
+    """
+
+    def __init__(self, stage: str, config: Any, inputs: Sequence[Path] = (), code: Path | None = None,
+                 root: Path = paths.SCRATCH):
         self.folder = Path(root) / stage
         self.path = self.folder / "state.pt"
-        self.key = fingerprint(config)
+        self.key = {
+            "params": fingerprint(config),
+            "inputs": {Path(p).as_posix(): content_digest(p) for p in inputs},
+            "code": code_digest(import_closure(code)) if code is not None else "",
+        }
+
+    def _mismatch(self, saved_key: Any) -> str | None:
+        """What differs between the saved fingerprint and this run's, in words (None: same)."""
+        if not isinstance(saved_key, dict) or set(saved_key) != set(self.key):
+            return "it was saved by an older version of this code"
+        reasons = []
+        if saved_key["params"] != self.key["params"]:
+            reasons.append("params changed")
+        changed = sorted(name for name in set(saved_key["inputs"]) | set(self.key["inputs"])
+                         if saved_key["inputs"].get(name) != self.key["inputs"].get(name))
+        if changed:
+            reasons.append(f"inputs changed: {', '.join(changed)}")
+        if saved_key["code"] != self.key["code"]:
+            reasons.append("code changed")
+        return "; ".join(reasons) or None
 
     def restore(self, modules: dict[str, Any], generator: torch.Generator) -> ResumeState:
         if not self.path.is_file():
@@ -68,9 +118,14 @@ class EpochCheckpointer:
         try:
             saved = torch.load(self.path, map_location="cpu", weights_only=False)
         except Exception:  # a state we cannot read is only lost time: start over
+            print(f"{self.folder.name}: discarding unreadable resume state {self.path}; starting from epoch 1",
+                  flush=True)
             self.clear()
             return ResumeState()
-        if saved.get("key") != self.key:
+        reason = self._mismatch(saved.get("key"))
+        if reason is not None:
+            print(f"{self.folder.name}: discarding resume state {self.path} ({reason}); starting from epoch 1",
+                  flush=True)
             self.clear()
             return ResumeState()
         for name, obj in modules.items():

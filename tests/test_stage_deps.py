@@ -1,0 +1,45 @@
+"""dvc.yaml lists, for every stage, exactly the code the stage runs: its script and the import
+closure of that script within `gccluster` (gccluster.codedeps). A file missing from a stage's
+deps would let an edit of it change the stage's result without DVC rerunning the stage."""
+
+import pytest
+import yaml
+
+from conftest import ROOT
+from gccluster.codedeps import import_closure
+
+PIPELINE = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+
+
+def stage_definitions():
+    for name, stage in PIPELINE.items():
+        yield name, stage.get("do", stage)
+
+
+def code_deps(stage: dict) -> set[str]:
+    return {dep for dep in stage["deps"] if dep.startswith(("src/", "stages/"))}
+
+
+def script_of(stage: dict) -> str:
+    words = stage["cmd"].split()
+    assert words[0] == "python" and words[1].startswith("stages/"), stage["cmd"]
+    return words[1]
+
+
+def expected_code_deps(script: str) -> set[str]:
+    return {p.relative_to(ROOT).as_posix() for p in import_closure(ROOT / script, ROOT / "src")}
+
+
+@pytest.mark.parametrize("name,stage", list(stage_definitions()), ids=list(PIPELINE))
+def test_stage_code_deps_are_the_import_closure_of_its_script(name, stage):
+    expected = expected_code_deps(script_of(stage))
+    listed = code_deps(stage)
+    missing, extra = sorted(expected - listed), sorted(listed - expected)
+    assert not missing and not extra, (
+        f"dvc.yaml stage {name}: add to deps: {missing or 'nothing'}; remove from deps: {extra or 'nothing'}"
+    )
+
+
+def test_every_stage_script_is_in_the_pipeline():
+    scripts = {script_of(stage) for _, stage in stage_definitions()}
+    assert scripts == {p.relative_to(ROOT).as_posix() for p in (ROOT / "stages").glob("*.py")}
