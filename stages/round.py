@@ -14,7 +14,7 @@ import typer
 
 from gccluster import paths
 from gccluster.checkpoints import save_checkpoint
-from gccluster.config import load_params
+from gccluster.config import ROUND_DIFFUSION_KEYS, load_params
 from gccluster.data.prepare import load_prepared
 from gccluster.diffusion import train_diffusion
 from gccluster.errors import UserError, stage_errors
@@ -30,9 +30,6 @@ app = typer.Typer(add_completion=False)
 
 # Images per cluster in bank_grid.png (a constant, so no figure setting reruns a round).
 BANK_GRID_PER_CLUSTER = 10
-# The diffusion keys a round reads: the forward process for fine-tuning G (Eq. 6) and how
-# the bank and the held-out set are drawn. G's architecture comes from its checkpoint.
-ROUND_DIFFUSION_KEYS = ("timesteps", "beta_start", "beta_end", "batch_size", "clip_sample", "sampler", "sample_steps")
 
 
 @app.command()

@@ -7,6 +7,7 @@ import yaml
 
 from conftest import ROOT
 from gccluster.codedeps import import_closure
+from gccluster.config import ROUND_DIFFUSION_KEYS, SAMPLING_KEYS, SCHEDULE_KEYS, DiffusionConfig
 
 PIPELINE = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
 
@@ -43,3 +44,16 @@ def test_stage_code_deps_are_the_import_closure_of_its_script(name, stage):
 def test_every_stage_script_is_in_the_pipeline():
     scripts = {script_of(stage) for _, stage in stage_definitions()}
     assert scripts == {p.relative_to(ROOT).as_posix() for p in (ROOT / "stages").glob("*.py")}
+
+
+def diffusion_keys(stage: dict) -> set[str]:
+    return {key.removeprefix("diffusion.") for key in stage["params"] if key.startswith("diffusion.")}
+
+
+def test_diffusion_params_are_split_between_training_and_sampling():
+    """Sampling keys never retrain the Stage I DDPM; each stage lists what it reads."""
+    stages = dict(stage_definitions())
+    assert diffusion_keys(stages["diffusion"]) == set(DiffusionConfig.model_fields) - set(SAMPLING_KEYS)
+    assert diffusion_keys(stages["diffusion_samples"]) == set(SCHEDULE_KEYS) | set(SAMPLING_KEYS)
+    assert diffusion_keys(stages["round"]) == set(ROUND_DIFFUSION_KEYS)
+    assert "gcc.rounds.${key}" in stages["round"]["params"] and "gcc.rounds" not in stages["round"]["params"]

@@ -162,8 +162,13 @@ class DiffusionConfig(_Section):
         return self
 
 
+# The forward process (Eq. 3): every stage that trains or samples G reads it.
+SCHEDULE_KEYS = ("timesteps", "beta_start", "beta_end")
 # How images are drawn from a trained G: they never change what the `diffusion` stage trains.
 SAMPLING_KEYS = ("clip_sample", "sampler", "sample_steps", "grid_per_cluster")
+# What a GCC round reads of `diffusion`: the schedule and batch size to fine-tune G (Eq. 6)
+# and how its bank and held-out set are drawn (no grid). G's architecture is in its checkpoint.
+ROUND_DIFFUSION_KEYS = (*SCHEDULE_KEYS, "batch_size", "clip_sample", "sampler", "sample_steps")
 
 
 class RoundConfig(_Section):
