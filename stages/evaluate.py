@@ -10,7 +10,8 @@ from gccluster.data.prepare import load_prepared
 from gccluster.errors import stage_errors
 from gccluster.evaluation import metrics_by_round, round_metrics, stage_one_metrics
 from gccluster.io import read_npz, write_csv, write_json
-from gccluster.models.loading import load_clustering_branch
+from gccluster.features import kmeans_space_encoder
+from gccluster.models.loading import load_clustering_branch, load_projector
 from gccluster.runtime import resolve_device, seed_everything
 
 app = typer.Typer(add_completion=False)
@@ -24,9 +25,11 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params")) -> None:
         data = load_prepared(paths.PREPARED_DIR)
         seed_everything(params.base.seed)
         backbone, head = load_clustering_branch(paths.BACKBONE, paths.CLUSTER_HEAD)
-        centers = read_npz(paths.KMEANS, ("centers",), "K-means centers")["centers"]
+        kmeans = read_npz(paths.KMEANS, ("centers", "space"), "K-means centers and their space")
+        space = str(kmeans["space"])
+        projector = load_projector(paths.PROJECTOR, backbone.feature_dim) if space == "projection" else None
         stage_one = stage_one_metrics(
-            data, backbone, head, centers, device,
+            data, backbone, head, kmeans["centers"], device, kmeans_space_encoder(backbone, projector, space),
             params.evaluate.batch_size, params.evaluate.pixel_kmeans_n_init, params.base.seed,
         )
         metrics = dict(stage_one)

@@ -32,6 +32,7 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params")) -> None:
         )
         write_epoch_curves(paths.PRETRAIN_LOSS, loss=result.epoch_loss)
         save_checkpoint(paths.BACKBONE, "backbone", result.backbone, result.arch, config)
+        save_checkpoint(paths.PROJECTOR, "projector", result.projector, result.projector_arch, config)
         checkpointer.clear()
 
 

@@ -9,9 +9,9 @@ from gccluster.checkpoints import save_checkpoint
 from gccluster.config import load_params
 from gccluster.data.prepare import load_prepared
 from gccluster.errors import stage_errors
-from gccluster.features import extract_features
+from gccluster.features import extract_features, kmeans_space_encoder
 from gccluster.io import write_epoch_curves, write_npz
-from gccluster.models.loading import load_backbone
+from gccluster.models.loading import load_backbone, load_projector
 from gccluster.runtime import resolve_device, seed_everything
 from gccluster.train.pseudolabel import kmeans_pseudo_labels, train_cluster_head
 
@@ -28,9 +28,15 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params")) -> None:
         backbone = load_backbone(paths.BACKBONE)
         generator = seed_everything(params.base.seed)
         features = extract_features(backbone, data.train.images, device)
-        kmeans = kmeans_pseudo_labels(features, cfg.n_clusters, cfg.kmeans_n_init, params.base.seed)
+        if cfg.kmeans_space == "projection":
+            encoder = kmeans_space_encoder(backbone, load_projector(paths.PROJECTOR, backbone.feature_dim), "projection")
+            kmeans_input = extract_features(encoder, data.train.images, device)
+        else:
+            kmeans_input = features
+        kmeans = kmeans_pseudo_labels(kmeans_input, cfg.n_clusters, cfg.kmeans_n_init, params.base.seed)
+        # C always reads F(x); only where its targets come from depends on kmeans_space.
         head, epoch_loss = train_cluster_head(features, kmeans.labels, cfg, device, generator)
-        write_npz(paths.KMEANS, centers=kmeans.centers, train_labels=kmeans.labels)
+        write_npz(paths.KMEANS, centers=kmeans.centers, train_labels=kmeans.labels, space=cfg.kmeans_space)
         write_epoch_curves(paths.HEAD_LOSS, loss=epoch_loss)
         arch = {"in_dim": backbone.feature_dim, "n_clusters": cfg.n_clusters, "hidden_dim": cfg.head_hidden}
         save_checkpoint(paths.CLUSTER_HEAD, "cluster_head", head, arch, cfg.model_dump())

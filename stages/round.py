@@ -23,7 +23,7 @@ from gccluster.figures import first_per_cluster, save_cluster_grid
 from gccluster.io import write_epoch_curves, write_npz
 from gccluster.models.loading import load_clustering_branch, load_unet
 from gccluster.runtime import derive_seed, resolve_device, seed_everything
-from gccluster.train.calibrate import CURVE_COLUMNS, calibrate_clustering, draw_bank
+from gccluster.train.calibrate import CURVE_COLUMNS, Bank, calibrate_clustering, draw_bank
 from gccluster.train.resume import EpochCheckpointer
 
 app = typer.Typer(add_completion=False)
@@ -58,15 +58,22 @@ def main(
                   "diffusion": params.diffusion.model_dump(include=set(ROUND_DIFFUSION_KEYS)), "data": data.meta}
         resume = {"inputs": [paths.PREPARED_DIR, *inputs], "code": Path(__file__)}
 
-        # (a) The bank, from the frozen G.
+        # (a) The bank, from the frozen G: once now, or fresh at every epoch of (b). Its
+        # label mix follows the clusters C predicts on the train split when the round starts.
         predicted = predict_clusters(head, extract_features(backbone, data.train.images, device), device)
-        bank = draw_bank(unet, predicted, k, cfg.bank_size, params.diffusion, device, generator,
-                         f"{stage} bank", params.base.precision)
+        bank_size = cfg.bank_size or len(data.train.images)
+
+        def draw_training_bank(bank_generator: torch.Generator) -> Bank:
+            return draw_bank(unet, predicted, k, bank_size, params.diffusion, device, bank_generator,
+                             f"{stage} bank", params.base.precision)
+
+        bank = draw_training_bank(generator) if cfg.bank_refresh == "round" else draw_training_bank
 
         # (b) F and C with Eq. 12.
         cluster_ckpt = EpochCheckpointer(f"{name}-cluster", config, **resume)
-        history = calibrate_clustering(backbone, head, data.train.images, bank, cfg, device, generator,
-                                       stage, cluster_ckpt, precision=params.base.precision)
+        calibration = calibrate_clustering(backbone, head, data.train.images, bank, cfg, device, generator,
+                                           stage, cluster_ckpt, precision=params.base.precision)
+        history, bank = calibration.history, calibration.last_bank
 
         # (c) G with Eq. 6 on the new pseudo labels.
         pseudo = predict_clusters(head, extract_features(backbone, data.train.images, device), device)
@@ -77,7 +84,7 @@ def main(
 
         # (d) Held out: the fine-tuned G, a generator of its own.
         heldout_generator = torch.Generator().manual_seed(derive_seed(params.base.seed, name, "heldout"))
-        samples = draw_bank(ddpm.unet, pseudo, k, cfg.bank_size, params.diffusion, device, heldout_generator,
+        samples = draw_bank(ddpm.unet, pseudo, k, bank_size, params.diffusion, device, heldout_generator,
                             f"{stage} held-out samples", params.base.precision)
 
         write_npz(out.bank, images=bank.images, labels=bank.labels)

@@ -75,7 +75,7 @@ def test_one_calibration_epoch_runs_and_reports_finite_parts(pairing):
     gen, real, bank, backbone, head = tiny_round_inputs()
     before = [p.clone() for p in backbone.parameters()]
     cfg = GCCConfig(cluster_epochs=2, batch_size=16, lr=1e-3, pairing=pairing, min_balance=0.0)
-    history = calibrate_clustering(backbone, head, real, bank, cfg, torch.device("cpu"), gen, "test")
+    history = calibrate_clustering(backbone, head, real, bank, cfg, torch.device("cpu"), gen, "test").history
     assert set(history) == {"total", "d", "cwm", "ml", "balance"}
     assert all(0.0 <= b <= 1.0 for b in history["balance"])
     assert all(len(v) == 2 and np.isfinite(v).all() for v in history.values())
@@ -98,5 +98,56 @@ def test_a_round_whose_head_predicts_one_cluster_stops_with_the_guard():
     with pytest.raises(ClusterCollapseError, match="collapsed in test epoch 1"):
         calibrate_clustering(backbone, head, real, bank, cfg, torch.device("cpu"), gen, "test")
     history = calibrate_clustering(backbone, head, real, bank, cfg.model_copy(update={"min_balance": 0.0}),
-                                   torch.device("cpu"), gen, "test")
+                                   torch.device("cpu"), gen, "test").history
     assert history["balance"] == [0.0]
+
+
+def test_fresh_bank_every_epoch_is_drawn_from_the_training_generator():
+    gen, real, bank, backbone, head = tiny_round_inputs()
+    drawn = []
+
+    def fresh_bank(generator: torch.Generator) -> Bank:
+        images = (torch.rand(20, 8, 8, 1, generator=generator) * 255).to(torch.uint8).numpy()
+        drawn.append(images)
+        return Bank(images, bank.labels)
+
+    cfg = GCCConfig(cluster_epochs=3, batch_size=16, lr=1e-3, bank_refresh="epoch", min_balance=0.0)
+    result = calibrate_clustering(backbone, head, real, fresh_bank, cfg, torch.device("cpu"), gen, "test")
+    assert len(drawn) == 3 and len(result.history["total"]) == 3
+    assert not np.array_equal(drawn[0], drawn[1]) and not np.array_equal(drawn[1], drawn[2])
+    assert result.last_bank.images is drawn[-1]  # bank.npz holds what the last epoch trained on
+    fixed = calibrate_clustering(*tiny_round_inputs()[3:], real, bank, cfg, torch.device("cpu"), gen, "test")
+    assert fixed.last_bank is bank
+
+
+def test_an_interrupted_round_with_fresh_banks_redraws_the_same_banks(tmp_path):
+    from gccluster.train.resume import EpochCheckpointer
+
+    cfg = GCCConfig(cluster_epochs=3, batch_size=16, lr=1e-3, bank_refresh="epoch", min_balance=0.0)
+
+    def run(stop_after: int | None, checkpointer: EpochCheckpointer | None):
+        torch.manual_seed(0)  # the same initial F and C in every run
+        gen, real, bank, backbone, head = tiny_round_inputs()
+        drawn = []
+
+        def fresh_bank(generator):
+            if stop_after is not None and len(drawn) == stop_after:
+                raise KeyboardInterrupt  # the machine went away before this epoch
+            images = (torch.rand(20, 8, 8, 1, generator=generator) * 255).to(torch.uint8).numpy()
+            drawn.append(images)
+            return Bank(images, bank.labels)
+
+        result = calibrate_clustering(backbone, head, real, fresh_bank, cfg, torch.device("cpu"), gen, "test",
+                                      checkpointer)
+        return drawn, result, backbone
+
+    straight, straight_result, straight_backbone = run(None, None)
+    checkpointer = EpochCheckpointer("r1-cluster", {"gcc": cfg.model_dump()}, root=tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        run(2, checkpointer)
+    resumed, resumed_result, resumed_backbone = run(None, checkpointer)
+    assert len(resumed) == 1  # epochs 1-2 restored, only epoch 3 drawn
+    np.testing.assert_array_equal(resumed[0], straight[2])
+    assert resumed_result.history == straight_result.history
+    for a, b in zip(straight_backbone.parameters(), resumed_backbone.parameters()):
+        torch.testing.assert_close(a, b)

@@ -130,3 +130,43 @@ def test_heldout_samples_come_from_the_output_generator_and_are_scored_by_evalua
     cpu = torch.device("cpu")
     assert scores["heldout_agreement"] == generated_agreement(backbone, head, samples["images"], samples["labels"], cpu, 512)
     assert scores["train_bank_fit"] == generated_agreement(backbone, head, bank["images"], bank["labels"], cpu, 512)
+
+
+def test_fresh_bank_every_epoch_as_large_as_the_train_split(stage_one, tmp_path, chdir_to):
+    from conftest import set_params
+    from gccluster.data.prepare import load_prepared
+
+    project = fork(stage_one, tmp_path / "project")
+    set_params(project, {"gcc": {"bank_size": None, "bank_refresh": "epoch"}})
+    chdir_to(project)
+    result = invoke("round", "r1")
+    assert result.exit_code == 0, result.output
+    n_train = len(load_prepared(project / "data/prepared").train.images)
+    bank, samples = (np.load(project / "results/r1" / name) for name in ("bank.npz", "samples.npz"))
+    assert len(bank["labels"]) == len(samples["labels"]) == n_train
+    assert len((project / "results/r1/cluster_loss.csv").read_text().splitlines()) == 1 + OVERRIDES["gcc"]["cluster_epochs"]
+
+
+def test_kmeans_in_the_projection_space_is_used_by_pseudolabel_and_evaluate(stage_one, tmp_path, chdir_to):
+    from conftest import set_params
+    from gccluster.data.prepare import load_prepared
+    from gccluster.features import extract_features, kmeans_space_encoder
+    from gccluster.metrics import clustering_scores
+    from gccluster.models.loading import load_backbone, load_projector
+    from gccluster.train.pseudolabel import assign_to_centers
+
+    project = fork(stage_one, tmp_path / "project")
+    set_params(project, {"pseudolabel": {"kmeans_space": "projection"}})
+    chdir_to(project)
+    for stage, args in (("pseudolabel", ()), ("round", ("r1",)), ("evaluate", ())):
+        result = invoke(stage, *args)
+        assert result.exit_code == 0, result.output
+    kmeans = np.load(project / "results/pseudolabel/kmeans.npz")
+    assert str(kmeans["space"]) == "projection"
+    backbone = load_backbone(project / "results/pretrain/backbone.pt")
+    projector = load_projector(project / "results/pretrain/projector.pt", backbone.feature_dim)
+    assert kmeans["centers"].shape == (TINY_OVERRIDES["pseudolabel"].get("n_clusters", 10), projector.mlp[-1].out_features)
+    test = load_prepared(project / "data/prepared").test
+    features = extract_features(kmeans_space_encoder(backbone, projector, "projection"), test.images, torch.device("cpu"))
+    expected = clustering_scores(test.labels, assign_to_centers(features, kmeans["centers"]))
+    assert json.loads((project / "results/metrics.json").read_text())["pretext_kmeans"] == expected

@@ -88,6 +88,10 @@ class AugmentConfig(_Section):
     policy: Literal["auto", "digits", "grayscale", "simclr"] = "auto"
     # Lower bound of the random-resized-crop area; null = the policy's own default.
     crop_min_scale: float | None = Field(None, gt=0.0, le=1.0)
+    # Brightness and contrast jitter strength (applied with p 0.8); null = the policy's default.
+    jitter: float | None = Field(None, ge=0.0, le=1.0)
+    # Probability of erasing one random rectangle of each view; null = the policy's default.
+    erasing: float | None = Field(None, ge=0.0, le=1.0)
 
 
 class PretrainConfig(_Section):
@@ -116,6 +120,10 @@ class PseudolabelConfig(_Section):
 
     n_clusters: int = Field(10, ge=2)
     kmeans_n_init: int = Field(10, ge=1)
+    # Where K-means runs: "backbone", F(x) (the paper's 3.2.2), or "projection", SimCLR's
+    # g(F(x)), the space Eq. 1 compares in; "projection" chosen on digits by K-means
+    # stability (README, "Label-free choices"). The cluster head always reads F(x).
+    kmeans_space: Literal["backbone", "projection"] = "projection"
     head_hidden: int = Field(512, ge=1)
     epochs: int = Field(100, ge=1)
     batch_size: int = Field(256, ge=1)
@@ -202,7 +210,13 @@ class GCCConfig(_Section):
     final_round: str = "r3"
     cluster_epochs: int = Field(5, ge=1, description="paper 4.1: 5")
     diffusion_epochs: int = Field(2, ge=0, description="paper 4.1: 2")
-    bank_size: int = Field(1000, ge=1, description="generated images per round")
+    # Generated images drawn for F and C's step; null = as many as the train split (then with
+    # bank_refresh: epoch every real image meets a generated image used once, the paper's
+    # fresh batch per real batch).
+    bank_size: int | None = Field(None, ge=1, description="generated images per bank")
+    # "round": one bank, drawn when the round starts, reused every epoch; "epoch": a fresh
+    # bank from the same frozen G at the start of every epoch (the paper's fresh batches).
+    bank_refresh: Literal["round", "epoch"] = "epoch"
     batch_size: int = Field(128, ge=2)
     lr: float = Field(1e-4, gt=0.0, le=1.0, description="Adam for F and C (paper 4.1)")
     diffusion_lr: float = Field(2e-4, gt=0.0, le=1.0, description="Adam for G (paper 4.1)")
@@ -302,7 +316,7 @@ class Params(_Section):
         them, not a stage hours later."""
         data, pretrain, k = self.data, self.pretrain, self.pseudolabel.n_clusters
         facts = DATASETS[data.dataset]
-        if self.gcc.bank_size < k:
+        if self.gcc.bank_size is not None and self.gcc.bank_size < k:
             raise ValueError(
                 f"gcc.bank_size ({self.gcc.bank_size}) must be at least pseudolabel.n_clusters "
                 f"({k}): every cluster needs generated images"

@@ -44,17 +44,22 @@ def stage_one_metrics(
     head: torch.nn.Module,
     centers: np.ndarray,
     device: torch.device,
+    kmeans_encoder: torch.nn.Module,
     batch_size: int,
     pixel_kmeans_n_init: int,
     seed: int,
 ) -> dict[str, dict[str, float]]:
+    """`kmeans_encoder` maps images to the space the K-means `centers` live in (F, or g∘F:
+    `features.kmeans_space_encoder`)."""
     labels = data.test.labels
     features = extract_features(backbone, data.test.images, device, batch_size)
+    kmeans_input = features if kmeans_encoder is backbone else extract_features(
+        kmeans_encoder, data.test.images, device, batch_size)
     return {
         "kmeans_pixels": clustering_scores(
             labels, pixel_kmeans_predictions(data, len(centers), pixel_kmeans_n_init, seed)
         ),
-        "pretext_kmeans": clustering_scores(labels, assign_to_centers(features, centers)),
+        "pretext_kmeans": clustering_scores(labels, assign_to_centers(kmeans_input, centers)),
         "cluster_head": clustering_scores(labels, predict_clusters(head, features, device)),
     }
 

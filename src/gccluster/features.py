@@ -23,6 +23,18 @@ def extract_features(
     return torch.cat(chunks).numpy()
 
 
+def kmeans_space_encoder(backbone: nn.Module, projector: nn.Module | None, space: str) -> nn.Module:
+    """The map K-means runs on (`pseudolabel.kmeans_space`): F for "backbone", g∘F for
+    "projection" (SimCLR's projector, which then must be given)."""
+    if space == "backbone":
+        return backbone
+    if space == "projection":
+        if projector is None:
+            raise ValueError("kmeans_space 'projection' needs the SimCLR projector")
+        return nn.Sequential(backbone, projector)
+    raise ValueError(f"kmeans_space must be 'backbone' or 'projection', got {space!r}")
+
+
 @torch.no_grad()
 def predict_clusters(head: nn.Module, features: np.ndarray, device: torch.device, batch_size: int = 4096) -> np.ndarray:
     """argmax_k C(F(X))_k for precomputed features."""

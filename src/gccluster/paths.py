@@ -12,6 +12,7 @@ PREPARED_DIR = Path("data/prepared")
 RESULTS = Path("results")
 PRETRAIN_DIR = RESULTS / "pretrain"
 BACKBONE = PRETRAIN_DIR / "backbone.pt"
+PROJECTOR = PRETRAIN_DIR / "projector.pt"  # SimCLR's g(.), for K-means in the projection space
 PRETRAIN_LOSS = PRETRAIN_DIR / "loss.csv"
 
 PSEUDOLABEL_DIR = RESULTS / "pseudolabel"

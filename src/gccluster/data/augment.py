@@ -4,14 +4,26 @@ Each sample in a batch gets its own random parameters, so one call makes a whole
 views on the GPU without a DataLoader. Input and output are float images in [0, 1],
 shape (B, C, H, W).
 
-Policies (chosen by `pretrain.augment.policy`; `auto` picks by dataset):
-- `digits`: crops and small affine warps; no flips (a flipped 2 is not a 2) and no colour.
-- `grayscale`: crops and horizontal flips, for clothing-like grey images (Fashion-MNIST).
+Policies (chosen by `pretrain.augment.policy`; `auto` picks by dataset), each a geometric
+part followed by a photometric part:
+- `digits`: crops and small affine warps; no flips (a flipped 2 is not a 2).
+- `grayscale`: crops and horizontal flips, for centred clothing-like grey images
+  (Fashion-MNIST).
 - `simclr`: SimCLR's crop, flip, colour jitter and random grayscale (Chen et al. 2020),
   for natural images (CIFAR, STL-10).
+
+Photometric part, for every policy (`pretrain.augment.jitter`, `.erasing`; null = the
+policy's default): brightness and contrast jitter of strength `jitter` with probability
+0.8 (SimCLR's strength and probability; on RGB the `simclr` policy's colour jitter already
+holds it) and random erasing of one rectangle (2-20 % of the image) with probability
+`erasing`. Without them two crops of one grey image share its overall brightness and
+texture, and the pretext task is solved by matching those instead of shape (issue 11).
+kornia's brightness, contrast and erasing work on 1-channel images.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import kornia.augmentation as K
 from torch import nn
@@ -25,7 +37,23 @@ AUTO_POLICY = {
     "stl10": "simclr",
 }
 
-DEFAULT_CROP_MIN_SCALE = {"digits": 0.5, "grayscale": 0.3, "simclr": 0.2}
+
+@dataclass(frozen=True)
+class PolicyDefaults:
+    crop_min_scale: float
+    jitter: float  # brightness and contrast strength; 0 = none
+    erasing: float  # probability of one random erasing; 0 = none
+
+
+# digits: jitter and erasing chosen by K-means stability (README, "Label-free choices");
+# grayscale: the recipe of the
+# Fashion-MNIST probe of issue 11 (brightness/contrast 0.4 with p 0.8, erasing p 0.3, crops of
+# scale 0.5-1, flips), fixed before it ran; simclr: SimCLR's.
+POLICY_DEFAULTS = {
+    "digits": PolicyDefaults(crop_min_scale=0.5, jitter=0.4, erasing=0.0),
+    "grayscale": PolicyDefaults(crop_min_scale=0.5, jitter=0.4, erasing=0.3),
+    "simclr": PolicyDefaults(crop_min_scale=0.2, jitter=0.0, erasing=0.0),
+}
 
 
 def _digits(size: int, crop_min_scale: float) -> list[nn.Module]:
@@ -54,6 +82,16 @@ def _simclr(size: int, crop_min_scale: float) -> list[nn.Module]:
 POLICIES = {"digits": _digits, "grayscale": _grayscale, "simclr": _simclr}
 
 
+def photometric(jitter: float, erasing: float) -> list[nn.Module]:
+    """Brightness/contrast jitter (p 0.8) and random erasing (p `erasing`); empty when both are 0."""
+    ops: list[nn.Module] = []
+    if jitter > 0:
+        ops.append(K.ColorJitter(brightness=jitter, contrast=jitter, p=0.8))
+    if erasing > 0:
+        ops.append(K.RandomErasing(scale=(0.02, 0.2), ratio=(0.3, 3.3), value=0.0, p=erasing))
+    return ops
+
+
 def resolve_policy(policy: str, dataset: str, channels: int) -> str:
     """The policy `auto` stands for; `simclr` on grayscale images is refused (params
     validation says so first: colour jitter and random grayscale need RGB)."""
@@ -64,9 +102,20 @@ def resolve_policy(policy: str, dataset: str, channels: int) -> str:
 
 
 def build_view_augment(
-    policy: str, dataset: str, image_size: int, channels: int, crop_min_scale: float | None
+    policy: str,
+    dataset: str,
+    image_size: int,
+    channels: int,
+    crop_min_scale: float | None,
+    jitter: float | None = None,
+    erasing: float | None = None,
 ) -> nn.Module:
-    """One random view per image: an nn.Module mapping (B,C,H,W) in [0,1] to the same."""
+    """One random view per image: an nn.Module mapping (B,C,H,W) in [0,1] to the same.
+    None for `crop_min_scale`, `jitter` or `erasing` takes the policy's default."""
     name = resolve_policy(policy, dataset, channels)
-    scale = DEFAULT_CROP_MIN_SCALE[name] if crop_min_scale is None else crop_min_scale
-    return nn.Sequential(*POLICIES[name](image_size, scale))
+    defaults = POLICY_DEFAULTS[name]
+    scale = defaults.crop_min_scale if crop_min_scale is None else crop_min_scale
+    ops = POLICIES[name](image_size, scale)
+    ops += photometric(defaults.jitter if jitter is None else jitter,
+                       defaults.erasing if erasing is None else erasing)
+    return nn.Sequential(*ops)

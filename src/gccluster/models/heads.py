@@ -7,7 +7,8 @@ from torch import nn
 
 
 class ProjectionHead(nn.Module):
-    """SimCLR's g(.): Linear-ReLU-Linear. Used by Eq. 1 only; discarded after pretraining."""
+    """SimCLR's g(.): Linear-ReLU-Linear. Trained by Eq. 1; saved beside F so that K-means
+    can run on g(F(x)) (`pseudolabel.kmeans_space: projection`); F alone feeds everything else."""
 
     def __init__(self, in_dim: int, out_dim: int, hidden_dim: int | None = None):
         super().__init__()

@@ -9,7 +9,7 @@ from torch import nn
 from gccluster.checkpoints import load_checkpoint, load_state_into
 from gccluster.errors import UserError
 from gccluster.models.backbones import BACKBONES, build_backbone
-from gccluster.models.heads import ClusterHead
+from gccluster.models.heads import ClusterHead, ProjectionHead
 
 
 def load_backbone(path: str | Path) -> nn.Module:
@@ -23,6 +23,19 @@ def load_backbone(path: str | Path) -> nn.Module:
         raise UserError(f"{path}: cannot rebuild the backbone from {arch} ({err})") from None
     backbone.arch = dict(arch)  # kept so that a fine-tuned copy is saved with the same schema
     return load_state_into(backbone, payload, path).eval()
+
+
+def load_projector(path: str | Path, expected_in_dim: int) -> ProjectionHead:
+    """SimCLR's g(.) saved by the pretrain stage, checked against F's feature size."""
+    payload = load_checkpoint(path, "projector")
+    arch = payload["arch"]
+    if arch.get("in_dim") != expected_in_dim:
+        raise UserError(f"{path}: projector expects {arch.get('in_dim')}-d features, the backbone gives {expected_in_dim}")
+    try:
+        projector = ProjectionHead(**arch)
+    except TypeError as err:
+        raise UserError(f"{path}: cannot rebuild the projector from {arch} ({err})") from None
+    return load_state_into(projector, payload, path).eval()
 
 
 def load_cluster_head(path: str | Path, expected_in_dim: int, expected_clusters: int | None = None) -> ClusterHead:

@@ -1,14 +1,19 @@
 """Stage II: one GCC round's clustering step (3.3, Eq. 8-12) and its generated bank.
 
 In the paper every real batch's predicted labels ŷ condition a freshly generated batch.
-Sampling a DDPM inside every step is too slow to be practical, so a round first draws a
-labelled bank from the frozen G, with labels in proportion to the clusters the head
-predicts on the train split, and then pairs each real batch with bank images of the very
-clusters the head predicts for it (DESIGN.md §4).
+Sampling a DDPM inside every step is too slow to be practical, so a round draws a labelled
+bank from the frozen G, with labels in proportion to the clusters the head predicts on the
+train split, and pairs each real batch with bank images of the very clusters the head
+predicts for it (DESIGN.md §4). How close this comes to fresh batches is two params:
+`gcc.bank_size` (null = as many images as the train split) and `gcc.bank_refresh` (one
+bank per round, or a fresh bank at the start of every epoch). With both at the paper's
+setting each generated image is used once, as in the paper; a small bank reused for every
+epoch lets L_cwm and L_ml be met by fitting those few images (issue 11).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -141,19 +146,30 @@ def predict_batch(backbone: nn.Module, head: nn.Module, x: torch.Tensor) -> torc
     return clusters
 
 
+@dataclass
+class CalibrationResult:
+    history: dict[str, list[float]]  # per-epoch CURVE_COLUMNS
+    last_bank: Bank  # the bank of the last epoch (all epochs' with bank_refresh: round)
+
+
 def calibrate_clustering(
     backbone: nn.Module,
     head: nn.Module,
     real_images: np.ndarray,
-    bank: Bank,
+    bank: Bank | Callable[[torch.Generator], Bank],
     cfg: GCCConfig,
     device: torch.device,
     generator: torch.Generator,
     stage: str,
     checkpointer: EpochCheckpointer | None = None,
     precision: str = "auto",
-) -> dict[str, list[float]]:
+) -> CalibrationResult:
     """Fine-tune F and C for `cfg.cluster_epochs` epochs with Eq. 12 on real + bank images.
+
+    `bank`: one Bank for every epoch (`gcc.bank_refresh: round`), or a function that draws
+    a fresh one from the frozen G with the given generator, called at the start of every
+    epoch (`epoch`). The epoch's bank is drawn from the training generator after any
+    resume, so an interrupted round redraws exactly the banks an uninterrupted one would.
 
     Per step: ŷ = C(F(x)) on a real batch; a generated batch is drawn from the bank, with
     the same clusters as ŷ (`gcc.pairing: predicted`) or uniformly (`bank`); real and
@@ -161,7 +177,7 @@ def calibrate_clustering(
     two sets stays visible to L_d); then
     w_d L_d(F(x), ŷ; F(x̃), ỹ) + w_cwm L_cwm(F(x̃), ỹ) + w_ml L_ml(p̃(C(F(x̃))), ỹ), p̃ = softmax
     or the logits (`gcc.ml_scores`).
-    Returns the per-epoch mean of each part ("total", "d", "cwm", "ml") and "balance", the
+    History: the per-epoch mean of each part ("total", "d", "cwm", "ml") and "balance", the
     `cluster_balance` of the clusters predicted for the real images during that epoch.
     """
     weights = CalibrationWeights(cfg.weights.d, cfg.weights.cwm, cfg.weights.ml)
@@ -176,14 +192,17 @@ def calibrate_clustering(
             state.history.setdefault(column, [])
 
     real = images_to_tensor(real_images, device)
-    fake = images_to_tensor(bank.images, device)
-    fake_labels = torch.from_numpy(bank.labels).to(device)
-    pairing = BankPairing(torch.from_numpy(bank.labels), head.n_clusters)
     n = len(real)
     model.train()
     bar = progress(range(state.epoch, cfg.cluster_epochs), desc=f"{stage} F,C", initial=state.epoch,
                    total=cfg.cluster_epochs)
+    current = bank if isinstance(bank, Bank) else None
     for epoch in bar:
+        if not isinstance(bank, Bank):
+            current = bank(generator)
+        fake = images_to_tensor(current.images, device)
+        fake_labels = torch.from_numpy(current.labels).to(device)
+        pairing = BankPairing(torch.from_numpy(current.labels), head.n_clusters)
         order = torch.randperm(n, generator=generator).to(device)
         sums = dict.fromkeys(LOSS_PARTS, 0.0)
         predicted_counts = torch.zeros(head.n_clusters, dtype=torch.long, device=device)
@@ -230,4 +249,6 @@ def calibrate_clustering(
         if checkpointer is not None and state.epoch < cfg.cluster_epochs:
             checkpointer.save(stateful, generator, state)
     model.cpu().eval()
-    return state.history
+    if current is None:  # resumed after the last epoch: nothing left to train on
+        current = bank(generator)
+    return CalibrationResult(state.history, current)

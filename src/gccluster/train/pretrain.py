@@ -22,6 +22,8 @@ from gccluster.train.resume import EpochCheckpointer, ResumeState
 class PretrainResult:
     backbone: nn.Module
     arch: dict
+    projector: nn.Module  # g(.) of Eq. 1, kept so that K-means can run on g(F(x))
+    projector_arch: dict
     epoch_loss: list[float]
 
 
@@ -40,21 +42,26 @@ def pretrain_simclr(
     checkpointer: EpochCheckpointer | None = None,
     precision: str = "auto",
 ) -> PretrainResult:
-    """Train F (and a throw-away projection head) on two random views per image.
+    """Train F and the projection head g on two random views per image.
 
     `train_images`: uint8 (N, H, W, C). Labels are not an argument: pretraining never sees them.
     `precision` is `base.precision` (see runtime.use_bf16).
     Batches are drawn without replacement each epoch; the last incomplete batch is dropped
-    so that every NT-Xent sees the same number of negatives.
+    so that every NT-Xent sees the same number of negatives. Both views of a batch go
+    through F as one batch (one set of BatchNorm statistics, as in SimCLR): with two
+    separate batches, each view is normalised by statistics of its own half, a cue the
+    contrastive loss can exploit that real features do not carry.
     """
     n_images, size, _, channels = train_images.shape
     arch = backbone_arch(cfg, channels, size)
     backbone = build_backbone(**arch)
-    projector = ProjectionHead(backbone.feature_dim, cfg.projection_dim)
+    projector_arch = {"in_dim": backbone.feature_dim, "out_dim": cfg.projection_dim}
+    projector = ProjectionHead(**projector_arch)
     model = nn.ModuleDict({"backbone": backbone, "projector": projector}).to(device)
     model = model.to(memory_format=conv_memory_format(device, precision))
     augment = build_view_augment(
-        cfg.augment.policy, dataset, size, channels, cfg.augment.crop_min_scale
+        cfg.augment.policy, dataset, size, channels, cfg.augment.crop_min_scale, cfg.augment.jitter,
+        cfg.augment.erasing,
     ).to(device)
     optimizer = build_optimizer(model.parameters(), cfg.optimizer)
     scheduler = build_scheduler(optimizer, cfg.schedule, cfg.epochs)
@@ -79,9 +86,8 @@ def pretrain_simclr(
             with torch.no_grad():
                 view_a, view_b = augment(batch), augment(batch)
             with autocast(device, precision):
-                z_a = model["projector"](model["backbone"](to_model_input(view_a)))
-                z_b = model["projector"](model["backbone"](to_model_input(view_b)))
-            loss = nt_xent(z_a, z_b, cfg.temperature)
+                z = model["projector"](model["backbone"](to_model_input(torch.cat([view_a, view_b]))))
+            loss = nt_xent(z[:batch_size], z[batch_size:], cfg.temperature)
             check_finite(loss, "pretrain", epoch, step, hint)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -94,4 +100,6 @@ def pretrain_simclr(
             bar.set_postfix(loss=f"{total / steps:.4f}")
         if checkpointer is not None and state.epoch < cfg.epochs:
             checkpointer.save(stateful, generator, state)
-    return PretrainResult(backbone=model["backbone"].cpu(), arch=arch, epoch_loss=state.history["loss"])
+    model.cpu()
+    return PretrainResult(backbone=model["backbone"], arch=arch, projector=model["projector"],
+                          projector_arch=projector_arch, epoch_loss=state.history["loss"])
