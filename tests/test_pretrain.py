@@ -61,3 +61,22 @@ def test_policy_defaults_can_be_overridden_one_by_one():
     assert ops == ["RandomResizedCrop", "RandomAffine", "ColorJitter"]
     ops = [type(m).__name__ for m in build_view_augment("simclr", "cifar10", 32, 3, None)]
     assert "RandomErasing" not in ops and ops.count("ColorJitter") == 1
+
+
+def test_projector_checkpoint_round_trip_and_mismatch_is_one_clear_error(tmp_path):
+    from gccluster.checkpoints import save_checkpoint
+    from gccluster.errors import UserError
+    from gccluster.models.heads import ProjectionHead
+    from gccluster.models.loading import load_projector
+
+    projector = ProjectionHead(in_dim=16, out_dim=4)
+    path = tmp_path / "projector.pt"
+    save_checkpoint(path, "projector", projector, {"in_dim": 16, "out_dim": 4})
+    loaded = load_projector(path, expected_in_dim=16)
+    x = torch.randn(3, 16)
+    torch.testing.assert_close(loaded(x), projector.eval()(x))
+    with pytest.raises(UserError, match=r"projector\.pt: projector expects 16-d features, the backbone gives 32"):
+        load_projector(path, expected_in_dim=32)
+    save_checkpoint(path, "backbone", projector, {"in_dim": 16, "out_dim": 4})
+    with pytest.raises(UserError, match="holds a 'backbone', expected a 'projector'"):
+        load_projector(path, expected_in_dim=16)
