@@ -34,6 +34,7 @@ from gccluster.data.prepare import load_prepared, prepare_dataset
 from gccluster.features import extract_features, kmeans_space_encoder
 from gccluster.metrics import clustering_scores
 from gccluster.runtime import resolve_device, seed_everything
+from gccluster.scratch_project import deep_update
 from gccluster.selection import kmeans_stability
 from gccluster.train.pretrain import pretrain_simclr
 from gccluster.train.pseudolabel import assign_to_centers, kmeans_pseudo_labels
@@ -60,12 +61,11 @@ def parse_grid(grid: list[str]) -> dict[str, list]:
 
 
 def with_overrides(raw: dict, overrides: dict[str, object]) -> dict:
+    """`raw` with each dotted key set (the merge the gate and tests use, `deep_update`)."""
     for dotted, value in overrides.items():
-        node = raw
-        *parents, leaf = dotted.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
+        for part in reversed(dotted.split(".")):
+            value = {part: value}
+        deep_update(raw, value)
     return raw
 
 
