@@ -92,6 +92,9 @@ class AugmentConfig(_Section):
     jitter: float | None = Field(None, ge=0.0, le=1.0)
     # Probability of erasing one random rectangle of each view; null = the policy's default.
     erasing: float | None = Field(None, ge=0.0, le=1.0)
+    # Who draws the views: kornia (the reference), fused (the same distributions in a few
+    # batched kernels, for GPUs), auto = fused on CUDA, kornia on the CPU.
+    backend: Literal["auto", "kornia", "fused"] = "auto"
 
 
 class PretrainConfig(_Section):

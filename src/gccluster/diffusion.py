@@ -19,8 +19,8 @@ import torch
 from torch import nn
 
 from gccluster.config import DiffusionConfig
-from gccluster.runtime import autocast, images_to_tensor, progress, to_model_input
-from gccluster.train.optim import check_finite
+from gccluster.runtime import autocast, images_to_tensor, progress, step_generator, to_model_input
+from gccluster.train.optim import EpochLosses, adam
 from gccluster.train.resume import EpochCheckpointer, ResumeState
 
 
@@ -94,10 +94,13 @@ def diffusion_loss(
     """Eq. 6: E_{x0, ε, t} || ε - ε_G(x_t, ŷ, t) ||², t uniform on {0..T-1}, ε ~ N(0, I).
 
     The expectation is the mean over the batch and over pixels (Ho et al.'s simple loss).
+    t and ε are drawn by `generator` on the CPU, by the device's generator on a GPU
+    (`runtime.step_generator`).
     """
-    batch = x0.shape[0]
-    t = torch.randint(0, scheduler.config.num_train_timesteps, (batch,), generator=generator).to(x0.device)
-    noise = torch.randn(x0.shape, generator=generator).to(x0.device)
+    batch, device = x0.shape[0], x0.device
+    draws = step_generator(generator, device)
+    t = torch.randint(0, scheduler.config.num_train_timesteps, (batch,), generator=draws, device=device)
+    noise = torch.randn(x0.shape, generator=draws, device=device)
     x_t = q_sample(scheduler, x0, noise, t)
     predicted = unet(x_t, t, class_labels=labels).sample
     return torch.mean((noise.float() - predicted.float()) ** 2)
@@ -129,7 +132,7 @@ def train_diffusion(
     """
     scheduler = make_scheduler(cfg)
     unet = unet.to(device)
-    optimizer = torch.optim.Adam(unet.parameters(), lr=lr)
+    optimizer = adam(unet.parameters(), lr, device)
     state = ResumeState(history={"loss": []})
     stateful = {"unet": unet, "optimizer": optimizer}
     if checkpointer is not None:
@@ -142,21 +145,20 @@ def train_diffusion(
     bar = progress(range(state.epoch, epochs), desc=f"{stage} ddpm", initial=state.epoch, total=epochs)
     for epoch in bar:
         order = torch.randperm(n, generator=generator).to(device)
-        total, seen = 0.0, 0
+        losses = EpochLosses(stage, epoch, "lower the diffusion learning rate")
         for step, start in enumerate(range(0, n, cfg.batch_size)):
             idx = order[start : start + cfg.batch_size]
             with autocast(device, precision):
                 loss = diffusion_loss(unet, scheduler, to_model_input(data[idx]), targets[idx], generator)
-            check_finite(loss, stage, epoch, step, "lower the diffusion learning rate")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            total += loss.item() * len(idx)
-            seen += len(idx)
-        state.history["loss"].append(total / seen)
+            losses.add(loss, step, weight=len(idx))
+        mean_loss = losses.mean()
+        state.history["loss"].append(mean_loss)
         state.epoch = epoch + 1
         if hasattr(bar, "set_postfix"):
-            bar.set_postfix(loss=f"{total / seen:.4f}")
+            bar.set_postfix(loss=f"{mean_loss:.4f}")
         if checkpointer is not None and state.epoch < epochs:
             checkpointer.save(stateful, generator, state)
     return DiffusionResult(unet=unet.cpu(), epoch_loss=state.history["loss"])
@@ -191,7 +193,7 @@ def sample_images(
     labels: np.ndarray,
     device: torch.device,
     generator: torch.Generator,
-    batch_size: int = 500,
+    batch_size: int | None = None,
     desc: str = "sampling",
     precision: str = "auto",
 ) -> np.ndarray:
@@ -200,6 +202,8 @@ def sample_images(
     `cfg.sampler = "ddpm"` runs all T ancestral steps of Eq. 4-5 (`reverse_step`).
     `cfg.sampler = "ddim"` runs DDIM (Song et al.) with `cfg.sample_steps` steps and η = 0:
     the same trained ε_G, far fewer network calls. Returns uint8 (N, H, W, C).
+    `batch_size`: images per network call; None = 500 on the CPU, 4096 on a GPU (where
+    small batches leave it idle). Noise is drawn as `runtime.step_generator` says.
     """
     from diffusers import DDIMScheduler
 
@@ -213,15 +217,19 @@ def sample_images(
     unet = unet.to(device).eval()
     size = unet.config.sample_size
     channels = unet.config.in_channels
+    if batch_size is None:
+        batch_size = 500 if device.type == "cpu" else 4096
+    draws = step_generator(generator, device)
+    steps = [(t, t.to(device)) for t in scheduler.timesteps]
     out = []
     chunks = range(0, len(labels), batch_size)
     for start in progress(chunks, desc=desc, total=math.ceil(len(labels) / batch_size)):
         y = torch.from_numpy(labels[start : start + batch_size]).to(device)
-        x = torch.randn((len(y), channels, size, size), generator=generator).to(device)
-        for t in scheduler.timesteps:
+        x = torch.randn((len(y), channels, size, size), generator=draws, device=device)
+        for t, t_device in steps:
             with autocast(device, precision):
-                eps = unet(x, t.to(device).expand(len(y)), class_labels=y).sample.float()
-            x = reverse_step(scheduler, eps, t, x, generator)
+                eps = unet(x, t_device.expand(len(y)), class_labels=y).sample.float()
+            x = reverse_step(scheduler, eps, t, x, draws)
         out.append(((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu())
     return torch.cat(out).numpy()
 

@@ -69,6 +69,18 @@ def conv_memory_format(device: torch.device, precision: str) -> torch.memory_for
     return torch.contiguous_format
 
 
+def step_generator(generator: torch.Generator, device: torch.device) -> torch.Generator | None:
+    """The generator for random draws inside a training or sampling step on `device`.
+
+    CPU: the stage's own `generator` (results as before). CUDA: None, i.e. the device's
+    default generator, so that noise is drawn on the GPU instead of on the host and copied
+    over at every step (a host-to-device copy from pageable memory waits for the GPU). It
+    is seeded by `seed_everything` (torch.manual_seed seeds every device) and its state is
+    part of the resume state (`resume.rng_state`), so GPU runs stay reproducible.
+    """
+    return generator if device.type == "cpu" else None
+
+
 def progress(iterable: Iterable, **kwargs) -> Iterable:
     """A tqdm bar, silent under CI=true."""
     disable = os.environ.get("CI", "").lower() in {"1", "true", "yes"}

@@ -19,13 +19,22 @@ holds it) and random erasing of one rectangle (2-20 % of the image) with probabi
 `erasing`. Without them two crops of one grey image share its overall brightness and
 texture, and the pretext task is solved by matching those instead of shape (issue 11).
 kornia's brightness, contrast and erasing work on 1-channel images.
+
+Two backends draw the same views (`pretrain.augment.backend`): kornia's pipeline (the
+reference, used on the CPU) and `FusedViews` (the same distributions in a few batched
+kernels, used on GPUs, where kornia's per-op launches and parameter checks cost more than
+the small model's step).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
+import kornia
 import kornia.augmentation as K
+import torch
+import torch.nn.functional as F
 from torch import nn
 
 AUTO_POLICY = {
@@ -56,40 +65,180 @@ POLICY_DEFAULTS = {
 }
 
 
-def _digits(size: int, crop_min_scale: float) -> list[nn.Module]:
-    return [
-        K.RandomResizedCrop((size, size), scale=(crop_min_scale, 1.0), ratio=(0.8, 1.25)),
-        K.RandomAffine(degrees=15.0, translate=(0.1, 0.1), p=0.8),
-    ]
+@dataclass(frozen=True)
+class ViewSpec:
+    """One policy with its numbers resolved: everything either backend needs to draw a view."""
+
+    crop_min_scale: float
+    crop_ratio: tuple[float, float]  # width / height of the crop, drawn log-uniformly
+    flip: bool  # horizontal flip with p 0.5
+    rotate_degrees: float  # digits' affine part: rotation in [-d, d] ...
+    translate: float  # ... and shifts up to this fraction of the side, together with p affine_p
+    affine_p: float
+    jitter: tuple[float, float, float, float]  # brightness, contrast, saturation, hue strengths
+    jitter_p: float
+    grayscale_p: float
+    erasing_p: float
 
 
-def _grayscale(size: int, crop_min_scale: float) -> list[nn.Module]:
-    return [
-        K.RandomResizedCrop((size, size), scale=(crop_min_scale, 1.0)),
-        K.RandomHorizontalFlip(),
-    ]
+def view_spec(name: str, crop_min_scale: float, jitter: float, erasing: float) -> ViewSpec:
+    """The resolved policy: its geometric part and the photometric part (`photometric`)."""
+    if name == "simclr":  # SimCLR's colour jitter (0.4, 0.4, 0.4, 0.1) already holds brightness/contrast
+        colour, colour_p, grayscale_p = (0.4, 0.4, 0.4, 0.1), 0.8, 0.2
+    else:
+        colour, colour_p, grayscale_p = (jitter, jitter, 0.0, 0.0), 0.8 if jitter > 0 else 0.0, 0.0
+    digits = name == "digits"
+    return ViewSpec(
+        crop_min_scale=crop_min_scale,
+        crop_ratio=(0.8, 1.25) if digits else (3 / 4, 4 / 3),
+        flip=not digits,  # a flipped 2 is not a 2
+        rotate_degrees=15.0 if digits else 0.0,
+        translate=0.1 if digits else 0.0,
+        affine_p=0.8 if digits else 0.0,
+        jitter=colour,
+        jitter_p=colour_p,
+        grayscale_p=grayscale_p,
+        erasing_p=erasing,
+    )
 
 
-def _simclr(size: int, crop_min_scale: float) -> list[nn.Module]:
-    return [
-        K.RandomResizedCrop((size, size), scale=(crop_min_scale, 1.0)),
-        K.RandomHorizontalFlip(),
-        K.ColorJitter(0.4, 0.4, 0.4, 0.1, p=0.8),
-        K.RandomGrayscale(p=0.2),
-    ]
+def kornia_views(spec: ViewSpec, size: int) -> nn.Module:
+    """The policy as a kornia pipeline (the reference backend; per-sample parameters)."""
+    ops: list[nn.Module] = [K.RandomResizedCrop((size, size), scale=(spec.crop_min_scale, 1.0),
+                                                ratio=spec.crop_ratio)]
+    if spec.affine_p > 0:
+        ops.append(K.RandomAffine(degrees=spec.rotate_degrees, translate=(spec.translate, spec.translate),
+                                  p=spec.affine_p))
+    if spec.flip:
+        ops.append(K.RandomHorizontalFlip())
+    if spec.jitter_p > 0:
+        brightness, contrast, saturation, hue = spec.jitter
+        ops.append(K.ColorJitter(brightness, contrast, saturation, hue, p=spec.jitter_p))
+    if spec.grayscale_p > 0:
+        ops.append(K.RandomGrayscale(p=spec.grayscale_p))
+    if spec.erasing_p > 0:
+        ops.append(K.RandomErasing(scale=ERASING_SCALE, ratio=ERASING_RATIO, value=0.0, p=spec.erasing_p))
+    return nn.Sequential(*ops)
 
 
-POLICIES = {"digits": _digits, "grayscale": _grayscale, "simclr": _simclr}
+ERASING_SCALE = (0.02, 0.2)
+ERASING_RATIO = (0.3, 3.3)
 
 
-def photometric(jitter: float, erasing: float) -> list[nn.Module]:
-    """Brightness/contrast jitter (p 0.8) and random erasing (p `erasing`); empty when both are 0."""
-    ops: list[nn.Module] = []
-    if jitter > 0:
-        ops.append(K.ColorJitter(brightness=jitter, contrast=jitter, p=0.8))
-    if erasing > 0:
-        ops.append(K.RandomErasing(scale=(0.02, 0.2), ratio=(0.3, 3.3), value=0.0, p=erasing))
-    return ops
+class FusedViews(nn.Module):
+    """`ViewSpec`'s views drawn on the input's device with its default generator, in a few
+    batched kernels: one affine grid sample for crop, flip and affine warp together, then
+    colour jitter, grayscale and erasing as per-sample blends and masks.
+
+    Same distributions as `kornia_views` (crop area uniform in [crop_min_scale, 1] of the
+    image, log-uniform ratio, 10 tries then the whole image, integer sizes and offsets;
+    torchvision's jitter formulas through kornia.enhance, in one random order per call;
+    erasing of 2-20 % with kornia's ratio draw), not the same numbers: kornia crops then
+    resizes and warps (two interpolations), this samples the composed map once. Square
+    images only (the affine part rotates in normalised coordinates).
+    """
+
+    def __init__(self, spec: ViewSpec):
+        super().__init__()
+        self.spec = spec
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] != x.shape[-2]:
+            raise ValueError(f"fused augmentation needs square images, got {tuple(x.shape[-2:])}")
+        x = self._geometric(x)
+        x = self._jitter(x)
+        if self.spec.grayscale_p > 0:
+            x = torch.where(self._coin(x, self.spec.grayscale_p), rgb_to_grayscale(x).expand_as(x), x)
+        if self.spec.erasing_p > 0:
+            x = self._erase(x)
+        return x
+
+    @staticmethod
+    def _coin(x: torch.Tensor, p: float) -> torch.Tensor:
+        """A per-sample Bernoulli(p) mask, shaped to broadcast over (C, H, W)."""
+        return (torch.rand(x.shape[0], device=x.device) < p).view(-1, 1, 1, 1)
+
+    def _geometric(self, x: torch.Tensor) -> torch.Tensor:
+        spec, batch, side = self.spec, x.shape[0], x.shape[-1]
+        device = x.device
+        # RandomResizedCrop: 10 (area, ratio) candidates per sample, the first that fits.
+        area = side * side * (spec.crop_min_scale + (1 - spec.crop_min_scale) * torch.rand(batch, 10, device=device))
+        log_lo, log_hi = math.log(spec.crop_ratio[0]), math.log(spec.crop_ratio[1])
+        ratio = torch.exp(log_lo + (log_hi - log_lo) * torch.rand(batch, 10, device=device))
+        width, height = torch.sqrt(area * ratio).round(), torch.sqrt(area / ratio).round()
+        fits = (width >= 1) & (width <= side) & (height >= 1) & (height <= side)
+        first = (fits.int().cumsum(1) == 1) & fits
+        pick = first.int().argmax(1, keepdim=True)
+        any_fit = fits.any(1)
+        full = torch.full((batch,), float(side), device=device)
+        width = torch.where(any_fit, width.gather(1, pick).squeeze(1), full)
+        height = torch.where(any_fit, height.gather(1, pick).squeeze(1), full)
+        left = torch.floor(torch.rand(batch, device=device) * (side - width + 1))
+        top = torch.floor(torch.rand(batch, device=device) * (side - height + 1))
+        # The crop box in normalised coordinates (align_corners=False: -1 and 1 are the outer pixel edges).
+        centre = torch.stack([(2 * left + width) / side - 1, (2 * top + height) / side - 1], dim=1)
+        scale_x, scale_y = width / side, height / side
+        if spec.flip:
+            scale_x = torch.where(torch.rand(batch, device=device) < 0.5, -scale_x, scale_x)
+        # Affine warp of the cropped view: output u = R v + t, so the view point is v = R^T (u - t).
+        warped = torch.rand(batch, device=device) < spec.affine_p
+        angle = torch.deg2rad(spec.rotate_degrees * (2 * torch.rand(batch, device=device) - 1)) * warped
+        shift = 2 * spec.translate * (2 * torch.rand(batch, 2, device=device) - 1) * warped.unsqueeze(1)
+        cos, sin = torch.cos(angle), torch.sin(angle)
+        linear = torch.stack([torch.stack([scale_x * cos, scale_x * sin], 1),
+                              torch.stack([-scale_y * sin, scale_y * cos], 1)], 1)  # S R^T
+        offset = centre - torch.einsum("bij,bj->bi", linear, shift)
+        theta = torch.cat([linear, offset.unsqueeze(2)], dim=2)
+        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+        # "border": near the crop's edge a bilinear sample reaches half a pixel past it; crop
+        # + resize clamps there too. kornia's affine warp fills with zeros instead; the digits
+        # policy, the only one that warps, has black borders, where the two agree.
+        return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+    def _jitter(self, x: torch.Tensor) -> torch.Tensor:
+        spec = self.spec
+        if spec.jitter_p <= 0:
+            return x
+        batch, device = x.shape[0], x.device
+        out = x.clamp(0, 1)
+        brightness, contrast, saturation, hue = spec.jitter
+        # One order per call, as kornia's ColorJitter; torchvision's formulas (kornia.enhance).
+        for step in torch.randperm(4).tolist():
+            if step == 0 and brightness > 0:
+                factor = 1 + brightness * (2 * torch.rand(batch, device=device) - 1)
+                out = kornia.enhance.adjust_brightness_accumulative(out, factor.clamp_min(0)).clamp(0, 1)
+            elif step == 1 and contrast > 0:
+                factor = 1 + contrast * (2 * torch.rand(batch, device=device) - 1)
+                out = kornia.enhance.adjust_contrast_with_mean_subtraction(out, factor.clamp_min(0)).clamp(0, 1)
+            elif step == 2 and saturation > 0 and x.shape[1] == 3:
+                factor = 1 + saturation * (2 * torch.rand(batch, device=device) - 1)
+                out = kornia.enhance.adjust_saturation_with_gray_subtraction(out, factor.clamp_min(0)).clamp(0, 1)
+            elif step == 3 and hue > 0 and x.shape[1] == 3:
+                factor = hue * (2 * torch.rand(batch, device=device) - 1)
+                out = kornia.enhance.adjust_hue(out, factor * 2 * math.pi).clamp(0, 1)
+        return torch.where(self._coin(x, spec.jitter_p), out, x)
+
+    def _erase(self, x: torch.Tensor) -> torch.Tensor:
+        batch, side, device = x.shape[0], x.shape[-1], x.device
+        area = side * side * (ERASING_SCALE[0] + (ERASING_SCALE[1] - ERASING_SCALE[0]) * torch.rand(batch, device=device))
+        # kornia's ratio draw: below or above 1 with equal chance, uniform within each side.
+        low = ERASING_RATIO[0] + (1 - ERASING_RATIO[0]) * torch.rand(batch, device=device)
+        high = 1 + (ERASING_RATIO[1] - 1) * torch.rand(batch, device=device)
+        ratio = torch.where(torch.rand(batch, device=device) < 0.5, low, high)
+        height = torch.sqrt(area * ratio).round().clamp(1, side)
+        width = torch.sqrt(area / ratio).round().clamp(1, side)
+        left = torch.floor(torch.rand(batch, device=device) * (side - width + 1)).view(-1, 1, 1)
+        top = torch.floor(torch.rand(batch, device=device) * (side - height + 1)).view(-1, 1, 1)
+        pixels = torch.arange(side, device=device, dtype=torch.float32)
+        inside = ((pixels.view(1, -1, 1) >= top) & (pixels.view(1, -1, 1) < top + height.view(-1, 1, 1))
+                  & (pixels.view(1, 1, -1) >= left) & (pixels.view(1, 1, -1) < left + width.view(-1, 1, 1)))
+        erase = inside.unsqueeze(1) & self._coin(x, self.spec.erasing_p)
+        return x.masked_fill(erase, 0.0)
+
+
+def rgb_to_grayscale(x: torch.Tensor) -> torch.Tensor:
+    """ITU-R 601 luma (torchvision's and kornia's weights), (B, 3, H, W) -> (B, 1, H, W)."""
+    return kornia.color.rgb_to_grayscale(x)
 
 
 def resolve_policy(policy: str, dataset: str, channels: int) -> str:
@@ -109,13 +258,30 @@ def build_view_augment(
     crop_min_scale: float | None,
     jitter: float | None = None,
     erasing: float | None = None,
+    backend: str = "kornia",
 ) -> nn.Module:
     """One random view per image: an nn.Module mapping (B,C,H,W) in [0,1] to the same.
-    None for `crop_min_scale`, `jitter` or `erasing` takes the policy's default."""
+    None for `crop_min_scale`, `jitter` or `erasing` takes the policy's default.
+    `backend`: "kornia" (the reference) or "fused" (`FusedViews`: the same distribution of
+    views in a few batched kernels, for GPUs, where kornia's per-op cost dominates a step)."""
     name = resolve_policy(policy, dataset, channels)
     defaults = POLICY_DEFAULTS[name]
-    scale = defaults.crop_min_scale if crop_min_scale is None else crop_min_scale
-    ops = POLICIES[name](image_size, scale)
-    ops += photometric(defaults.jitter if jitter is None else jitter,
-                       defaults.erasing if erasing is None else erasing)
-    return nn.Sequential(*ops)
+    spec = view_spec(
+        name,
+        defaults.crop_min_scale if crop_min_scale is None else crop_min_scale,
+        defaults.jitter if jitter is None else jitter,
+        defaults.erasing if erasing is None else erasing,
+    )
+    if backend == "fused":
+        return FusedViews(spec)
+    if backend != "kornia":
+        raise ValueError(f"augmentation backend {backend!r} (allowed: kornia, fused)")
+    return kornia_views(spec, image_size)
+
+
+def resolve_backend(backend: str, device_type: str) -> str:
+    """`auto` = fused on a GPU (kornia's per-op launches dominate a small model's step there),
+    kornia on the CPU (the reference; CPU results stay those of earlier runs)."""
+    if backend == "auto":
+        return "fused" if device_type == "cuda" else "kornia"
+    return backend

@@ -34,7 +34,7 @@ from gccluster.losses.calibration import (
     reliable_metric_loss,
 )
 from gccluster.runtime import autocast, conv_memory_format, images_to_tensor, progress, to_model_input
-from gccluster.train.optim import check_finite
+from gccluster.train.optim import EpochLosses, adam
 from gccluster.train.resume import EpochCheckpointer, ResumeState
 
 LOSS_PARTS = ("total", "d", "cwm", "ml")
@@ -183,7 +183,7 @@ def calibrate_clustering(
     weights = CalibrationWeights(cfg.weights.d, cfg.weights.cwm, cfg.weights.ml)
     model = nn.ModuleDict({"backbone": backbone, "head": head}).to(device)
     model = model.to(memory_format=conv_memory_format(device, precision))
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    optimizer = adam(model.parameters(), cfg.lr, device)
     state = ResumeState(history={column: [] for column in CURVE_COLUMNS})
     stateful = {"model": model, "optimizer": optimizer}
     if checkpointer is not None:
@@ -204,9 +204,9 @@ def calibrate_clustering(
         fake_labels = torch.from_numpy(current.labels).to(device)
         pairing = BankPairing(torch.from_numpy(current.labels), head.n_clusters)
         order = torch.randperm(n, generator=generator).to(device)
-        sums = dict.fromkeys(LOSS_PARTS, 0.0)
+        # The objective is checked for finiteness; its parts are only averaged (as before).
+        losses = {part: EpochLosses(stage, epoch, "lower gcc.lr", check=part == "total") for part in LOSS_PARTS}
         predicted_counts = torch.zeros(head.n_clusters, dtype=torch.long, device=device)
-        steps = 0
         for step, start in enumerate(range(0, n, cfg.batch_size)):
             x_real = to_model_input(real[order[start : start + cfg.batch_size]])
             if len(x_real) < 2:
@@ -230,22 +230,19 @@ def calibrate_clustering(
                 "ml": reliable_metric_loss(scores_fake, fake_clusters),
             }
             total = gcc_objective(parts, weights)
-            check_finite(total, stage, epoch, step, "lower gcc.lr")
             optimizer.zero_grad(set_to_none=True)
             total.backward()
             optimizer.step()
-            sums["total"] += total.item()
-            for key, value in parts.items():
-                sums[key] += value.item()
-            steps += 1
+            for key, value in {"total": total, **parts}.items():
+                losses[key].add(value, step)
         for part in LOSS_PARTS:
-            state.history[part].append(sums[part] / max(steps, 1))
+            state.history[part].append(losses[part].mean())
         balance = cluster_balance(predicted_counts.cpu())
         check_balance(balance, cfg.min_balance, stage, epoch)
         state.history["balance"].append(balance)
         state.epoch = epoch + 1
         if hasattr(bar, "set_postfix"):
-            bar.set_postfix(loss=f"{sums['total'] / max(steps, 1):.4f}")
+            bar.set_postfix(loss=f"{state.history['total'][-1]:.4f}")
         if checkpointer is not None and state.epoch < cfg.cluster_epochs:
             checkpointer.save(stateful, generator, state)
     model.cpu().eval()

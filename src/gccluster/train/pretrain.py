@@ -9,12 +9,12 @@ import torch
 from torch import nn
 
 from gccluster.config import PretrainConfig
-from gccluster.data.augment import build_view_augment
+from gccluster.data.augment import build_view_augment, resolve_backend
 from gccluster.losses.contrastive import nt_xent
 from gccluster.models.backbones import build_backbone
 from gccluster.models.heads import ProjectionHead
 from gccluster.runtime import autocast, conv_memory_format, images_to_tensor, progress, to_model_input
-from gccluster.train.optim import build_optimizer, build_scheduler, check_finite
+from gccluster.train.optim import EpochLosses, build_optimizer, build_scheduler
 from gccluster.train.resume import EpochCheckpointer, ResumeState
 
 
@@ -61,9 +61,9 @@ def pretrain_simclr(
     model = model.to(memory_format=conv_memory_format(device, precision))
     augment = build_view_augment(
         cfg.augment.policy, dataset, size, channels, cfg.augment.crop_min_scale, cfg.augment.jitter,
-        cfg.augment.erasing,
+        cfg.augment.erasing, backend=resolve_backend(cfg.augment.backend, device.type),
     ).to(device)
-    optimizer = build_optimizer(model.parameters(), cfg.optimizer)
+    optimizer = build_optimizer(model.parameters(), cfg.optimizer, device)
     scheduler = build_scheduler(optimizer, cfg.schedule, cfg.epochs)
 
     state = ResumeState(history={"loss": []})
@@ -80,7 +80,7 @@ def pretrain_simclr(
     model.train()
     for epoch in bar:
         order = torch.randperm(n_images, generator=generator).to(device)
-        total = 0.0
+        losses = EpochLosses("pretrain", epoch, hint)
         for step in range(steps):
             batch = images[order[step * batch_size : (step + 1) * batch_size]].float() / 255.0
             with torch.no_grad():
@@ -88,16 +88,16 @@ def pretrain_simclr(
             with autocast(device, precision):
                 z = model["projector"](model["backbone"](to_model_input(torch.cat([view_a, view_b]))))
             loss = nt_xent(z[:batch_size], z[batch_size:], cfg.temperature)
-            check_finite(loss, "pretrain", epoch, step, hint)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            total += loss.item()
+            losses.add(loss, step)
         scheduler.step()
-        state.history["loss"].append(total / steps)
+        mean_loss = losses.mean()
+        state.history["loss"].append(mean_loss)
         state.epoch = epoch + 1
         if hasattr(bar, "set_postfix"):
-            bar.set_postfix(loss=f"{total / steps:.4f}")
+            bar.set_postfix(loss=f"{mean_loss:.4f}")
         if checkpointer is not None and state.epoch < cfg.epochs:
             checkpointer.save(stateful, generator, state)
     model.cpu()

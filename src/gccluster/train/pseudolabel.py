@@ -15,7 +15,7 @@ from gccluster.errors import UserError
 from gccluster.losses.clustering import pseudo_label_cross_entropy
 from gccluster.models.heads import ClusterHead
 from gccluster.runtime import progress
-from gccluster.train.optim import check_finite
+from gccluster.train.optim import EpochLosses, adam
 
 
 @dataclass
@@ -57,7 +57,7 @@ def train_cluster_head(
     and C is trained on them: the same optimum as running F in every step, far cheaper.
     """
     head = ClusterHead(features.shape[1], cfg.n_clusters, cfg.head_hidden).to(device)
-    optimizer = torch.optim.Adam(head.parameters(), lr=cfg.lr)
+    optimizer = adam(head.parameters(), cfg.lr, device)
     x_all = torch.from_numpy(features).to(device)
     y_all = torch.from_numpy(pseudo_labels).to(device)
     n = len(x_all)
@@ -65,15 +65,13 @@ def train_cluster_head(
     head.train()
     for epoch in progress(range(cfg.epochs), desc="cluster head"):
         order = torch.randperm(n, generator=generator).to(device)
-        total, seen = 0.0, 0
+        losses = EpochLosses("pseudolabel", epoch, "lower pseudolabel.lr")
         for step, start in enumerate(range(0, n, cfg.batch_size)):
             idx = order[start : start + cfg.batch_size]
             loss = pseudo_label_cross_entropy(head(x_all[idx]), y_all[idx])
-            check_finite(loss, "pseudolabel", epoch, step, "lower pseudolabel.lr")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            total += loss.item() * len(idx)
-            seen += len(idx)
-        epoch_loss.append(total / seen)
+            losses.add(loss, step, weight=len(idx))
+        epoch_loss.append(losses.mean())
     return head.cpu(), epoch_loss
