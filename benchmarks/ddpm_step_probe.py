@@ -23,11 +23,31 @@ from gccluster.diffusion import build_unet, diffusion_loss, make_scheduler, unet
 from gccluster.presets import preset_params
 
 
+def profile_steps(step, path: Path, device: torch.device) -> None:
+    """torch.profiler over 5 steps: ops by device time and by host time, and the step's
+    wall time split into host-side launch work and device work."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        for _ in range(5):
+            step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+    table = prof.key_averages()
+    sort_device = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    path.write_text("by device time\n" + table.table(sort_by=sort_device, row_limit=30)
+                    + "\nby host time\n" + table.table(sort_by="self_cpu_time_total", row_limit=30)
+                    + f"\nop calls per step: {sum(k.count for k in table) / 5:.0f}\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--deadline-s", type=float, default=200.0)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="also profile 5 eager steps (batch 128, fp32) and write the op tables here")
     args = parser.parse_args()
     start = time.perf_counter()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -75,6 +95,8 @@ def main() -> None:
             step()
         sync()
         seconds = time.perf_counter() - t0
+        if args.profile is not None and compile_mode is None and batch == 128 and precision == "fp32":
+            profile_steps(step, args.profile, device)
         rows[name] = {"ms_per_step": 1000 * seconds / steps, "images_per_s": batch * steps / seconds,
                       "warmup_s": warm, "batch": batch, "precision": precision, "compile": compile_mode}
         print(f"{name:36s} {rows[name]['ms_per_step']:8.2f} ms/step {rows[name]['images_per_s']:9.0f} img/s "
