@@ -66,7 +66,8 @@ yaml.safe_dump(params, open("params.yaml", "w"), sort_keys=False)
 PY
 cp params.yaml "$OUT/params.yaml"
 python3 -m dvc config --local core.no_scm true
-PYTHONPATH=src${base_path:+:$base_path} timeout $(( $(left) - 25 )) python3 -m dvc repro 2>&1 | stamp > "$OUT/repro.log"
+repro_s=$(( $(left) - 25 )); [ "$repro_s" -ge 1 ] || repro_s=1  # timeout 0 would mean no limit
+PYTHONPATH=src${base_path:+:$base_path} timeout "$repro_s" python3 -m dvc repro 2>&1 | stamp > "$OUT/repro.log"
 echo "dvc repro exit ${PIPESTATUS[0]}, $(left) s left"
 grep -E "Running stage|ERROR|Error|stopped" "$OUT/repro.log" | tail -20
 find results -type f -size -4M \( -name "*.json" -o -name "*.csv" -o -name "*.md" -o -name "*.png" -o -name "*.pt" -o -name "*.npz" \) \

@@ -11,6 +11,10 @@ model, a per-step `.item()`), so that speed-ups are ratios measured side by side
 script runs against an older checkout (`PYTHONPATH=<old>/src`): it only calls functions
 both have, and sets `pretrain.augment.backend` only where the config has it.
 
+Step times are run(warm-up + N steps) - run(warm-up): one call's setup (model build, image
+upload, result copy) is left out. (The numbers in benchmarks/gpu/ were taken by the first
+version, which divided whole calls by N, and left out the held-out bank in projections.)
+
 From the step times it projects the wall time of the `fashion_mnist` and `cifar10` presets'
 training (pretrain, cluster head, DDPM, rounds with their banks): a projection, not a run.
 The baselines (DESIGN.md §8) have no training step yet, so none is timed.
@@ -55,6 +59,14 @@ def timed(device: torch.device, fn) -> float:
     return time.perf_counter() - start
 
 
+def steps_seconds(run, steps: int, base: int = 3) -> float:
+    """Seconds for `steps` training steps alone: run(base + steps) - run(base), after a warm-up
+    run(base), so that building the model, uploading the images and returning the result
+    (once per call) are left out."""
+    run(base)
+    return max(run(base + steps) - run(base), 1e-9)
+
+
 def random_images(count: int, size: int, channels: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (count, size, size, channels), dtype=np.uint8)
 
@@ -76,8 +88,7 @@ def time_simclr(preset: str, device, precision: str, steps: int, backend: str | 
         images = random_images(batch * n_steps, size, channels)
         return timed(device, lambda: pretrain_simclr(images, preset, cfg, device, torch.Generator().manual_seed(0),
                                                       precision=precision))
-    run(3)
-    seconds = run(steps)
+    seconds = steps_seconds(run, steps)
     return {"ms_per_step": 1000 * seconds / steps, "images_per_s": 2 * batch * steps / seconds,
             "batch": batch, "views_per_step": 2 * batch}
 
@@ -93,8 +104,7 @@ def time_ddpm(preset: str, device, precision: str, steps: int) -> dict:
         unet = build_unet(**unet_arch(cfg, size, channels, k))
         return timed(device, lambda: train_diffusion(unet, images, labels, cfg, 1, cfg.lr, device,
                                                       torch.Generator().manual_seed(0), "bench", precision=precision))
-    run(3)
-    seconds = run(steps)
+    seconds = steps_seconds(run, steps)
     return {"ms_per_step": 1000 * seconds / steps, "images_per_s": cfg.batch_size * steps / seconds,
             "batch": cfg.batch_size}
 
@@ -106,7 +116,8 @@ def time_ddim(preset: str, device, precision: str, count: int) -> dict:
     k = params.pseudolabel.n_clusters
     unet = build_unet(**unet_arch(cfg, size, channels, k))
     labels = np.arange(count, dtype=np.int64) % k
-    sample_images(unet, cfg, labels[: min(count, 64)], device, torch.Generator().manual_seed(0), precision=precision)
+    # warm-up at the timed call's batch shape (cuDNN picks kernels per shape)
+    sample_images(unet, cfg, labels[: min(count, 4096)], device, torch.Generator().manual_seed(0), precision=precision)
     seconds = timed(device, lambda: sample_images(unet, cfg, labels, device, torch.Generator().manual_seed(0),
                                                   precision=precision))
     return {"images_per_s": count / seconds, "sample_steps": cfg.sample_steps, "sampler": cfg.sampler}
@@ -127,8 +138,7 @@ def time_gcc(preset: str, device, precision: str, steps: int) -> dict:
         return timed(device, lambda: calibrate_clustering(backbone, head, real, bank, cfg, device,
                                                            torch.Generator().manual_seed(0), "bench",
                                                            precision=precision))
-    run(3)
-    seconds = run(steps)
+    seconds = steps_seconds(run, steps)
     return {"ms_per_step": 1000 * seconds / steps, "real_images_per_s": cfg.batch_size * steps / seconds,
             "batch": cfg.batch_size}
 
@@ -227,7 +237,8 @@ def project_preset(preset: str, rows: dict, precision: str) -> dict:
     diffusion = params.diffusion.epochs * -(-n // params.diffusion.batch_size) * ddpm["ms_per_step"] / 1000
     gcc_cfg = params.gcc
     bank_size = gcc_cfg.bank_size or n
-    banks = gcc_cfg.cluster_epochs if gcc_cfg.bank_refresh == "epoch" else 1
+    # one bank per clustering epoch (or one per round), plus the round's held-out bank
+    banks = (gcc_cfg.cluster_epochs if gcc_cfg.bank_refresh == "epoch" else 1) + 1
     per_round = (gcc_cfg.cluster_epochs * -(-n // gcc_cfg.batch_size) * gcc["ms_per_step"] / 1000
                  + banks * bank_size / ddim["images_per_s"]
                  + gcc_cfg.diffusion_epochs * -(-n // params.diffusion.batch_size) * ddpm["ms_per_step"] / 1000)

@@ -37,5 +37,16 @@ def test_epoch_losses_name_the_first_non_finite_step_once_read():
 def test_gpu_only_choices_leave_the_cpu_path_as_it_was():
     generator = torch.Generator()
     assert step_generator(generator, torch.device("cpu")) is generator
-    assert step_generator(generator, torch.device("cuda")) is None
+    # on CUDA: a GPU generator seeded by one draw from the stage's generator (needs a GPU to build)
     assert fused_on("cpu") is None and fused_on(torch.device("cuda")) is True
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_gpu_draws_are_a_function_of_the_consumer_generator():
+    cuda = torch.device("cuda")
+    first = step_generator(torch.Generator().manual_seed(1), cuda)
+    again = step_generator(torch.Generator().manual_seed(1), cuda)
+    other = step_generator(torch.Generator().manual_seed(2), cuda)
+    draw = lambda g: torch.rand(8, generator=g, device=cuda)  # noqa: E731
+    a, b, c = draw(first), draw(again), draw(other)
+    assert torch.equal(a, b) and not torch.equal(a, c)

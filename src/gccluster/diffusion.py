@@ -202,8 +202,9 @@ def sample_images(
     `cfg.sampler = "ddpm"` runs all T ancestral steps of Eq. 4-5 (`reverse_step`).
     `cfg.sampler = "ddim"` runs DDIM (Song et al.) with `cfg.sample_steps` steps and η = 0:
     the same trained ε_G, far fewer network calls. Returns uint8 (N, H, W, C).
-    `batch_size`: images per network call; None = 500 on the CPU, 4096 on a GPU (where
-    small batches leave it idle). Noise is drawn as `runtime.step_generator` says.
+    `batch_size`: images per network call; None = 500 on the CPU, 4,096 (at up to 32 px,
+    fewer for larger images) on a GPU, where small batches leave it idle. Noise is drawn as
+    `runtime.step_generator` says.
     """
     from diffusers import DDIMScheduler
 
@@ -217,8 +218,8 @@ def sample_images(
     unet = unet.to(device).eval()
     size = unet.config.sample_size
     channels = unet.config.in_channels
-    if batch_size is None:
-        batch_size = 500 if device.type == "cpu" else 4096
+    if batch_size is None:  # on a GPU: 4,096 images of up to 32 px per call, fewer for larger ones
+        batch_size = 500 if device.type == "cpu" else max(64, int(4096 * min(1.0, (32 / size) ** 2)))
     draws = step_generator(generator, device)
     steps = [(t, t.to(device)) for t in scheduler.timesteps]
     out = []

@@ -69,16 +69,20 @@ def conv_memory_format(device: torch.device, precision: str) -> torch.memory_for
     return torch.contiguous_format
 
 
-def step_generator(generator: torch.Generator, device: torch.device) -> torch.Generator | None:
-    """The generator for random draws inside a training or sampling step on `device`.
+def step_generator(generator: torch.Generator, device: torch.device) -> torch.Generator:
+    """The generator for the random draws of one training step or sampling call on `device`.
 
-    CPU: the stage's own `generator` (results as before). CUDA: None, i.e. the device's
-    default generator, so that noise is drawn on the GPU instead of on the host and copied
-    over at every step (a host-to-device copy from pageable memory waits for the GPU). It
-    is seeded by `seed_everything` (torch.manual_seed seeds every device) and its state is
-    part of the resume state (`resume.rng_state`), so GPU runs stay reproducible.
+    CPU: the stage's own `generator` (results as before). CUDA: a generator on the GPU,
+    seeded by one draw from `generator`, so that noise is drawn on the GPU instead of on the
+    host and copied over at every step (a host-to-device copy from pageable memory waits for
+    the GPU), while every draw stays a function of the consumer's own generator: a held-out
+    sample drawn with a generator of its own does not depend on what the stage drew before,
+    and a resumed stage (whose CPU generator state is saved) draws the same numbers.
     """
-    return generator if device.type == "cpu" else None
+    if device.type == "cpu":
+        return generator
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+    return torch.Generator(device=device).manual_seed(seed)
 
 
 def progress(iterable: Iterable, **kwargs) -> Iterable:

@@ -79,14 +79,17 @@ class ViewSpec:
     jitter_p: float
     grayscale_p: float
     erasing_p: float
+    # simclr only: `pretrain.augment.jitter` as a second brightness/contrast jitter (p 0.8)
+    # after SimCLR's colour jitter and grayscale, where every policy's photometric part goes
+    extra_jitter: float = 0.0
 
 
 def view_spec(name: str, crop_min_scale: float, jitter: float, erasing: float) -> ViewSpec:
     """The resolved policy: its geometric part and the photometric part (`photometric`)."""
     if name == "simclr":  # SimCLR's colour jitter (0.4, 0.4, 0.4, 0.1) already holds brightness/contrast
-        colour, colour_p, grayscale_p = (0.4, 0.4, 0.4, 0.1), 0.8, 0.2
+        colour, colour_p, grayscale_p, extra = (0.4, 0.4, 0.4, 0.1), 0.8, 0.2, jitter
     else:
-        colour, colour_p, grayscale_p = (jitter, jitter, 0.0, 0.0), 0.8 if jitter > 0 else 0.0, 0.0
+        colour, colour_p, grayscale_p, extra = (jitter, jitter, 0.0, 0.0), 0.8 if jitter > 0 else 0.0, 0.0, 0.0
     digits = name == "digits"
     return ViewSpec(
         crop_min_scale=crop_min_scale,
@@ -99,6 +102,7 @@ def view_spec(name: str, crop_min_scale: float, jitter: float, erasing: float) -
         jitter_p=colour_p,
         grayscale_p=grayscale_p,
         erasing_p=erasing,
+        extra_jitter=extra,
     )
 
 
@@ -116,6 +120,8 @@ def kornia_views(spec: ViewSpec, size: int) -> nn.Module:
         ops.append(K.ColorJitter(brightness, contrast, saturation, hue, p=spec.jitter_p))
     if spec.grayscale_p > 0:
         ops.append(K.RandomGrayscale(p=spec.grayscale_p))
+    if spec.extra_jitter > 0:
+        ops.append(K.ColorJitter(brightness=spec.extra_jitter, contrast=spec.extra_jitter, p=0.8))
     if spec.erasing_p > 0:
         ops.append(K.RandomErasing(scale=ERASING_SCALE, ratio=ERASING_RATIO, value=0.0, p=spec.erasing_p))
     return nn.Sequential(*ops)
@@ -145,11 +151,14 @@ class FusedViews(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != x.shape[-2]:
             raise ValueError(f"fused augmentation needs square images, got {tuple(x.shape[-2:])}")
+        spec = self.spec
         x = self._geometric(x)
-        x = self._jitter(x)
-        if self.spec.grayscale_p > 0:
-            x = torch.where(self._coin(x, self.spec.grayscale_p), rgb_to_grayscale(x).expand_as(x), x)
-        if self.spec.erasing_p > 0:
+        x = self._jitter(x, spec.jitter, spec.jitter_p)
+        if spec.grayscale_p > 0:
+            x = torch.where(self._coin(x, spec.grayscale_p), rgb_to_grayscale(x).expand_as(x), x)
+        if spec.extra_jitter > 0:
+            x = self._jitter(x, (spec.extra_jitter, spec.extra_jitter, 0.0, 0.0), 0.8)
+        if spec.erasing_p > 0:
             x = self._erase(x)
         return x
 
@@ -175,9 +184,11 @@ class FusedViews(nn.Module):
         height = torch.where(any_fit, height.gather(1, pick).squeeze(1), full)
         left = torch.floor(torch.rand(batch, device=device) * (side - width + 1))
         top = torch.floor(torch.rand(batch, device=device) * (side - height + 1))
-        # The crop box in normalised coordinates (align_corners=False: -1 and 1 are the outer pixel edges).
+        # The crop box in normalised coordinates (align_corners=False: -1 and 1 are the outer pixel
+        # edges). kornia resizes a crop with align_corners=True, first and last crop pixel centres
+        # onto first and last output pixel centres: a scale of (w - 1) / (side - 1) about its centre.
         centre = torch.stack([(2 * left + width) / side - 1, (2 * top + height) / side - 1], dim=1)
-        scale_x, scale_y = width / side, height / side
+        scale_x, scale_y = (width - 1) / (side - 1), (height - 1) / (side - 1)
         if spec.flip:
             scale_x = torch.where(torch.rand(batch, device=device) < 0.5, -scale_x, scale_x)
         # Affine warp of the cropped view: output u = R v + t, so the view point is v = R^T (u - t).
@@ -185,23 +196,28 @@ class FusedViews(nn.Module):
         angle = torch.deg2rad(spec.rotate_degrees * (2 * torch.rand(batch, device=device) - 1)) * warped
         shift = 2 * spec.translate * (2 * torch.rand(batch, 2, device=device) - 1) * warped.unsqueeze(1)
         cos, sin = torch.cos(angle), torch.sin(angle)
-        linear = torch.stack([torch.stack([scale_x * cos, scale_x * sin], 1),
-                              torch.stack([-scale_y * sin, scale_y * cos], 1)], 1)  # S R^T
+        rotation_t = torch.stack([torch.stack([cos, sin], 1), torch.stack([-sin, cos], 1)], 1)  # R^T
+        linear = torch.stack([scale_x, scale_y], 1).unsqueeze(2) * rotation_t  # S R^T
         offset = centre - torch.einsum("bij,bj->bi", linear, shift)
         theta = torch.cat([linear, offset.unsqueeze(2)], dim=2)
         grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-        # "border": near the crop's edge a bilinear sample reaches half a pixel past it; crop
-        # + resize clamps there too. kornia's affine warp fills with zeros instead; the digits
-        # policy, the only one that warps, has black borders, where the two agree.
-        return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+        # "border": a bilinear sample at the image's edge clamps there, as crop + resize does.
+        out = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+        if spec.affine_p > 0:
+            # kornia warps the cropped view with zero padding: what the warp brings in from
+            # outside that view (v = R^T (u - t) outside [-1, 1]^2) is black, not the image
+            # around the crop.
+            to_view = torch.cat([rotation_t, -torch.einsum("bij,bj->bi", rotation_t, shift).unsqueeze(2)], dim=2)
+            inside = F.affine_grid(to_view, list(x.shape), align_corners=False).abs().amax(-1) <= 1
+            out = out * inside.unsqueeze(1)
+        return out
 
-    def _jitter(self, x: torch.Tensor) -> torch.Tensor:
-        spec = self.spec
-        if spec.jitter_p <= 0:
+    def _jitter(self, x: torch.Tensor, strengths: tuple[float, float, float, float], p: float) -> torch.Tensor:
+        if p <= 0:
             return x
         batch, device = x.shape[0], x.device
         out = x.clamp(0, 1)
-        brightness, contrast, saturation, hue = spec.jitter
+        brightness, contrast, saturation, hue = strengths
         # One order per call, as kornia's ColorJitter; torchvision's formulas (kornia.enhance).
         for step in torch.randperm(4).tolist():
             if step == 0 and brightness > 0:
@@ -216,7 +232,7 @@ class FusedViews(nn.Module):
             elif step == 3 and hue > 0 and x.shape[1] == 3:
                 factor = hue * (2 * torch.rand(batch, device=device) - 1)
                 out = kornia.enhance.adjust_hue(out, factor * 2 * math.pi).clamp(0, 1)
-        return torch.where(self._coin(x, spec.jitter_p), out, x)
+        return torch.where(self._coin(x, p), out, x)
 
     def _erase(self, x: torch.Tensor) -> torch.Tensor:
         batch, side, device = x.shape[0], x.shape[-1], x.device
