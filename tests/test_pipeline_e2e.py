@@ -8,7 +8,7 @@ import pytest
 from conftest import run
 
 STAGES = ("data", "pretrain", "pseudolabel", "diffusion", "diffusion_samples", "round@r1", "round@r2", "evaluate",
-          "figures", "report")
+          "figures", "baseline@dccs", "report")
 AFTER_ROUNDS = {"round@r1", "round@r2", "evaluate", "figures", "report"}
 
 
@@ -44,11 +44,17 @@ def test_repro_then_noop_then_param_experiment(project):
     for figure in ("tsne.png", "generated_by_round.png", "metrics_by_round.png"):
         assert (project / "results" / "figures" / figure).read_bytes()[:4] == b"\x89PNG"
     report = (project / "results" / "report.md").read_text()
-    assert f"| **GCC, this run (final round)** | {metrics['final']['acc']:.4f} |" in report
+    assert f"| **GCC (final round)** | {metrics['final']['acc']:.4f} |" in report
     # Raw pixels of digits cluster far above chance (0.1); a broken loader would not.
     assert metrics["kmeans_pixels"]["acc"] > 0.6
     loss = (project / "results" / "pretrain" / "loss.csv").read_text().splitlines()
     assert loss[0] == "epoch,loss" and len(loss) == 1 + 2
+    dccs = json.loads((project / "results" / "baselines" / "dccs" / "metrics.json").read_text())
+    assert 0.0 <= dccs["acc"] <= 1.0 and dccs["training"]["encoder_steps"] == 5
+    assert f"| DCCS | {dccs['acc']:.4f} | {dccs['nmi']:.4f} | {dccs['ari']:.4f} |" in report
+    dccs_loss = (project / "results" / "baselines" / "dccs" / "loss.csv").read_text().splitlines()
+    assert dccs_loss[0] == "epoch,encoder,mi,aug,adv_encoder,critic,wasserstein,balance,encoder_steps"
+    assert (project / "results" / "baselines" / "dccs" / "model.pt").is_file()
 
     second = run(["dvc", "repro"], project)
     assert ran_stages(second.stdout) == set()
@@ -58,6 +64,9 @@ def test_repro_then_noop_then_param_experiment(project):
     run(["git", "commit", "-qm", "lock"], project)
     experiment = run(["dvc", "exp", "run", "-S", "gcc.weights.ml=0"], project)
     assert ran_stages(experiment.stdout) == AFTER_ROUNDS
+    # A baseline's own key reruns that baseline and the report, nothing of GCC.
+    experiment = run(["dvc", "exp", "run", "-S", "baselines.dccs.lr=0.0002"], project)
+    assert ran_stages(experiment.stdout) == {"baseline@dccs", "report"}
     experiment = run(["dvc", "exp", "run", "-S", "pseudolabel.epochs=3"], project)
     assert ran_stages(experiment.stdout) == {"pseudolabel", "diffusion", "diffusion_samples"} | AFTER_ROUNDS
     # How G is sampled: the grid and the rounds' banks are drawn anew, G is not retrained.
@@ -80,6 +89,9 @@ def assert_editing_any_imported_module_makes_its_stages_stale(project):
     for stage in STAGES:
         script = project / "stages" / f"{stage.split('@')[0]}.py"
         closures[stage] = {p.relative_to(project).as_posix() for p in import_closure(script, project / "src")}
+    # A method's code is imported by name: its stage depends on its module's closure too.
+    method = project / "src" / "gccluster" / "baselines" / "dccs" / "method.py"
+    closures["baseline@dccs"] |= {p.relative_to(project).as_posix() for p in import_closure(method, project / "src")}
     for source in sorted(set().union(*closures.values())):
         path = project / source
         original = path.read_text()

@@ -44,10 +44,56 @@ def test_render_report_tables():
     meta = {"dataset": "cifar10", "n_train": 50000, "n_test": 10000, "image_size": 32, "protocol": "train"}
     params = {"pretrain": {"backbone": "resnet18"}}
     text = render_report(metrics, meta, params, None)
-    assert "| **GCC, this run (final round)** | 0.8000 | 0.7000 | 0.6000 |" in text
+    assert "| **GCC (final round)** | 0.8000 | 0.7000 | 0.6000 |" in text
     assert "| GCC (paper, Table 1) | 0.9040 | 0.7920 | 0.7990 |" in text
     assert "| r1 | 0.8000 | 0.7000 | 0.6000 | 0.9000 | 0.9500 |" in text
     assert "No ablation experiments found" in text
     with_ablation = render_report(metrics, meta, params, exp_show(run_entry("e1", {"d": 0, "cwm": 1, "ml": 1}, 0.7)))
     assert "| GCC-d (no L_d) | 0.7000 | 0.6000 | 0.5000 |" in with_ablation
     assert "Not found among the experiments: GCC-cwm (no L_cwm), GCC-ml (no L_ml)." in with_ablation
+
+
+BASELINE_SCORES = {"acc": 0.91, "nmi": 0.85, "ari": 0.8, "balance": 0.99, "protocol": "train",
+                   "training": {"encoder_steps": 1500, "wall_seconds": 160.0, "stop_reason": "flat"}}
+
+
+def test_leaderboard_puts_baselines_beside_gcc_and_the_papers_numbers():
+    metrics = {
+        "kmeans_pixels": {"acc": 0.48, "nmi": 0.51, "ari": 0.35},
+        "pretext_kmeans": {"acc": 0.6, "nmi": 0.5, "ari": 0.4},
+        "cluster_head": {"acc": 0.7, "nmi": 0.6, "ari": 0.5},
+        "rounds": {"r1": {"acc": 0.8, "nmi": 0.7, "ari": 0.6, "heldout_agreement": 0.9, "train_bank_fit": 0.95}},
+        "final": {"acc": 0.8, "nmi": 0.7, "ari": 0.6},
+    }
+    meta = {"dataset": "fashion_mnist", "n_train": 60000, "n_test": 10000, "image_size": 28, "protocol": "train"}
+    text = render_report(metrics, meta, {"pretrain": {"backbone": "small_cnn"}}, None, {"dccs": BASELINE_SCORES})
+    assert "| DCCS | 0.9100 | 0.8500 | 0.8000 | 1500 encoder steps; 160 s; flat |" in text
+    assert ("| DCCS (paper) | 0.7560 | 0.7040 | 0.6230 | Table 2, `train+test` (other protocol than this run); "
+            "best epoch or best of runs |") in text
+    assert text.index("## Leaderboard") < text.index("## Per-round progression")
+
+
+def metrics_run(rev, seed, final_acc, dccs_acc, lr=0.0001):
+    gcc = {name: {"acc": final_acc, "nmi": 0.5, "ari": 0.4}
+           for name in ("kmeans_pixels", "pretext_kmeans", "cluster_head", "final")}
+    files = {"results/metrics.json": {"data": gcc},
+             "results/baselines/dccs/metrics.json": {"data": {**BASELINE_SCORES, "acc": dccs_acc}}}
+    params = {"base": {"seed": seed}, "baselines": {"dccs": {"lr": lr}}}
+    return {"rev": rev, "name": None, "error": None, "experiments": None,
+            "data": {"rev": rev, "params": {"params.yaml": {"data": params}}, "metrics": files}}
+
+
+def test_leaderboard_over_seeds_gives_min_median_max_per_method():
+    from gccluster.report import render_leaderboard, seed_groups
+
+    commit = metrics_run("abc", 0, 0.90, 0.80)
+    commit["experiments"] = [{"revs": [run], "name": run["rev"]} for run in (
+        metrics_run("e1", 1, 0.94, 0.70), metrics_run("e2", 2, 0.92, 0.75), metrics_run("e3", 0, 0.5, 0.5, lr=1.0))]
+    shown = [metrics_run("workspace", 0, 0.90, 0.80), commit]
+    groups = seed_groups(shown)
+    assert [sorted(seeds) for _, seeds in groups] == [[0, 1, 2], [0]]  # the workspace repeats seed 0
+    text = render_leaderboard(shown)
+    assert "| GCC (final round) | 3 | 0.9000 / 0.9200 / 0.9400 |" in text
+    assert "| DCCS | 3 | 0.7000 / 0.7500 / 0.8000 |" in text
+    assert "## baselines.dccs.lr=1.0" in text
+    assert "No run with metrics" in render_leaderboard([])

@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from conftest import ROOT
+from gccluster.baselines.params import METHOD_NAMES
 from gccluster.codedeps import import_closure
 from gccluster.config import ROUND_DIFFUSION_KEYS, SAMPLING_KEYS, SCHEDULE_KEYS, DiffusionConfig
 
@@ -27,8 +28,20 @@ def script_of(stage: dict) -> str:
     return words[1]
 
 
+def closure(path: str) -> set[str]:
+    return {p.relative_to(ROOT).as_posix() for p in import_closure(ROOT / path, ROOT / "src")}
+
+
 def expected_code_deps(script: str) -> set[str]:
-    return {p.relative_to(ROOT).as_posix() for p in import_closure(ROOT / script, ROOT / "src")}
+    expected = closure(script)
+    if script == "stages/baseline.py":
+        # Methods are imported by name: each one's shared code is listed, its own folder is
+        # the dependency `src/gccluster/baselines/${item}`.
+        for name in METHOD_NAMES:
+            folder = f"src/gccluster/baselines/{name}/"
+            expected |= {p for p in closure(folder + "method.py") if not p.startswith(folder)}
+        expected.add("src/gccluster/baselines/${item}")
+    return expected
 
 
 @pytest.mark.parametrize("name,stage", list(stage_definitions()), ids=list(PIPELINE))

@@ -59,6 +59,24 @@ def report(
 
 
 @app.command()
+def leaderboard(
+    output: Path = typer.Option(None, "--output", "-o", help="also write the table to this file"),
+) -> None:
+    """Min / median / max over seeds of every method, from `dvc exp show --json`.
+
+    Run the seeds first: `dvc exp run --queue -S base.seed=0,1,2` then `dvc exp run --run-all`.
+    """
+    from gccluster.io import write_text
+    from gccluster.report import read_experiments, render_leaderboard
+
+    with stage_errors("leaderboard"):
+        text = render_leaderboard(read_experiments())
+        if output is not None:
+            write_text(output, text)
+    typer.echo(text)
+
+
+@app.command()
 def gate(
     diff_file: Path = typer.Argument(..., help="output of `dvc metrics diff --json`"),
     params_file: Path = typer.Option(paths.PARAMS, "--params", help="where ci.metric_tolerance is read"),

@@ -15,14 +15,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
+from gccluster.baselines.params import BaselinesConfig
 from gccluster.data.catalog import DATASETS, max_train_images
 from gccluster.errors import UserError
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+from gccluster.sections import Section as _Section
 
 
 class BaseConfig(_Section):
@@ -311,6 +309,7 @@ class Params(_Section):
     gcc: GCCConfig = GCCConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
     figures: FiguresConfig = FiguresConfig()
+    baselines: BaselinesConfig = BaselinesConfig()
     ci: CIConfig = CIConfig()
 
     @model_validator(mode="after")
@@ -340,6 +339,7 @@ class Params(_Section):
                 f"data.imbalance_remove has {len(data.imbalance_remove)} fractions; {data.dataset} has "
                 f"{facts.n_classes} classes"
             )
+        self.baselines.check_data(size, facts.channels, data.dataset)
         n_train = max_train_images(data.dataset, data.protocol, data.test_fraction, data.imbalance_remove)
         if k > n_train:
             raise ValueError(

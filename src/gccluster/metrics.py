@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
+from scipy.stats import entropy
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 from sklearn.metrics.cluster import contingency_matrix
 
@@ -33,3 +34,13 @@ def clustering_scores(labels_true: np.ndarray, labels_pred: np.ndarray) -> dict[
         "nmi": round(float(normalized_mutual_info_score(labels_true, labels_pred)), 4),
         "ari": round(float(adjusted_rand_score(labels_true, labels_pred)), 4),
     }
+
+
+def cluster_balance(counts) -> float:
+    """Entropy of the predicted cluster sizes divided by log K: 1 when every cluster is
+    equally used, 0 when one cluster takes every image. Label-free (it reads predictions
+    only), so training can watch its own predictions for collapse."""
+    counts = np.asarray(counts, dtype=np.float64).ravel()
+    if counts.size < 2 or counts.sum() <= 0:
+        return 1.0
+    return float(entropy(counts) / np.log(counts.size))

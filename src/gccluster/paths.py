@@ -57,6 +57,20 @@ def round_inputs(init: str) -> tuple[Path, Path, Path]:
     previous = RoundPaths(init)
     return previous.backbone, previous.cluster_head, previous.unet
 
+BASELINES_DIR = RESULTS / "baselines"
+
+
+class BaselinePaths:
+    """Files of one seed method, in results/baselines/<name>/ (dvc.yaml: the `baseline` foreach)."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.dir = BASELINES_DIR / name
+        self.model = self.dir / "model.pt"
+        self.loss = self.dir / "loss.csv"
+        self.metrics = self.dir / "metrics.json"
+
+
 FIGURES_DIR = RESULTS / "figures"
 TSNE_FIGURE = FIGURES_DIR / "tsne.png"
 GENERATED_FIGURE = FIGURES_DIR / "generated_by_round.png"

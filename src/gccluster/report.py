@@ -1,12 +1,17 @@
-"""`results/report.md`: reproduced numbers beside the published ones, the per-round
-progression, and the loss ablations of Fig. 2a from DVC experiments."""
+"""`results/report.md`: the leaderboard (every method of this run beside the published
+numbers), the per-round progression, and the loss ablations of Fig. 2a from DVC
+experiments; `gccluster leaderboard`: min / median / max of every method over seeds."""
 
 from __future__ import annotations
 
 import json
+import re
+import statistics
 import subprocess
 from pathlib import Path
 from typing import Any
+
+from gccluster.baselines.registry import KIND_NOTES, METHODS
 
 # GCC Table 1 (ACC, NMI, ARI) and the reference numbers of DESIGN.md §6.
 REFERENCES: dict[str, list[tuple[str, float, float, float]]] = {
@@ -28,9 +33,8 @@ REFERENCES: dict[str, list[tuple[str, float, float, float]]] = {
         ("Pretext + K-means (GCC Table 1)", 0.658, 0.604, 0.506),
         ("K-means on pixels (GCC Table 1)", 0.192, 0.125, 0.061),
     ],
-    "fashion_mnist": [
-        ("DCCS (train+test, best epoch; not in the GCC paper)", 0.756, 0.704, 0.623),
-        ("Precise-feature clustering (median of 10)", 0.721, 0.719, 0.555),
+    "fashion_mnist": [  # DCCS's numbers come from the baselines registry
+        ("Precise-feature clustering (train -> test, median of 10; not yet a baseline here)", 0.721, 0.719, 0.555),
         ("K-means on pixels (DESIGN.md §6; not reproduced: see the row of this run)", 0.559, 0.530, 0.388),
     ],
     "digits": [
@@ -61,9 +65,10 @@ def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def _runs(experiments: list[dict]) -> list[tuple[str, dict, dict]]:
+def _runs(experiments: list[dict], metrics_file: str | None = "results/metrics.json") -> list[tuple[str, dict, dict]]:
     """(kind, flat params, metrics) of every run in `dvc exp show --json`: the workspace,
-    each commit ("commit") and each experiment of it ("experiment")."""
+    each commit ("commit") and each experiment of it ("experiment"). `metrics` is the data
+    of `metrics_file`, or with None {file: data} of every metrics file of the run."""
     runs = []
     for entry in experiments:
         kind = "workspace" if entry.get("rev") == "workspace" else "commit"
@@ -73,8 +78,8 @@ def _runs(experiments: list[dict]) -> list[tuple[str, dict, dict]]:
         for run_kind, run in candidates:
             data = run.get("data") or {}
             params = _flatten(((data.get("params") or {}).get("params.yaml") or {}).get("data") or {})
-            metrics = ((data.get("metrics") or {}).get("results/metrics.json") or {}).get("data") or {}
-            runs.append((run_kind, params, metrics))
+            files = {path: (entry or {}).get("data") or {} for path, entry in (data.get("metrics") or {}).items()}
+            runs.append((run_kind, params, files if metrics_file is None else files.get(metrics_file, {})))
     return runs
 
 
@@ -114,30 +119,73 @@ def read_experiments(cwd: str | Path = ".") -> list[dict]:
     return parsed if isinstance(parsed, list) else []
 
 
-def render_report(metrics: dict, meta: dict, params: dict, experiments: list[dict] | None) -> str:
-    dataset = meta["dataset"]
+def _baseline_note(scores: dict) -> str:
+    training = scores.get("training") or {}
+    steps = training.get("encoder_steps")
+    parts = [f"{steps} encoder steps" if steps is not None else "",
+             f"{training['wall_seconds']:.0f} s" if "wall_seconds" in training else "",
+             training.get("stop_reason", "")]
+    return "; ".join(p for p in parts if p)
+
+
+def leaderboard_rows(metrics: dict, baselines: dict[str, dict]) -> list[tuple[str, dict, str]]:
+    """(method, scores, note) of every method of one run: GCC's models and each baseline."""
+    rows = [
+        ("**GCC (final round)**", metrics["final"], "the declared result: the last round"),
+        ("GCC cluster head (Stage I)", metrics["cluster_head"], "Eq. 2"),
+        ("pretext (SimCLR) + K-means", metrics["pretext_kmeans"], ""),
+        ("K-means on pixels", metrics["kmeans_pixels"], "the floor"),
+    ]
+    for name, scores in baselines.items():
+        title = METHODS[name].title if name in METHODS else name
+        rows.append((title, scores, _baseline_note(scores)))
+    return rows
+
+
+def published_rows(dataset: str, protocol: str) -> list[tuple[str, dict, str]]:
+    """The papers' numbers for `dataset`: GCC's Table 1 and DESIGN.md's references, then each
+    registered baseline's, with the protocol and the kind of number each paper printed."""
+    rows = [(name, {"acc": acc, "nmi": nmi, "ari": ari}, "")
+            for name, acc, nmi, ari in REFERENCES.get(dataset, [])]
+    for info in METHODS.values():
+        for score in info.published:
+            if score.dataset != dataset:
+                continue
+            same = "same protocol as this run" if score.protocol == protocol else "other protocol than this run"
+            note = f"{score.source}, `{score.protocol}` ({same}); {KIND_NOTES[score.kind]}"
+            rows.append((f"{info.title} (paper)", {"acc": score.acc, "nmi": score.nmi, "ari": score.ari}, note))
+    return rows
+
+
+def render_report(metrics: dict, meta: dict, params: dict, experiments: list[dict] | None,
+                  baselines: dict[str, dict] | None = None) -> str:
+    dataset, protocol = meta["dataset"], meta["protocol"]
+    split = "test split" if protocol == "train" else "train+test images the methods were fit on"
     lines = [
         f"# GCC reproduction report: {dataset}",
         "",
         f"Dataset `{dataset}` ({meta['n_train']} train / {meta['n_test']} test images, "
-        f"{meta['image_size']}x{meta['image_size']}, protocol `{meta['protocol']}`); "
+        f"{meta['image_size']}x{meta['image_size']}, protocol `{protocol}`); "
         f"backbone `{params['pretrain']['backbone']}`; rounds {', '.join(metrics['rounds'])}. "
-        "Scores on the test split: Hungarian ACC, NMI, ARI.",
+        f"Scores on the {split}: Hungarian ACC, NMI, ARI.",
         "",
-        "## Reproduced vs. published",
+        "## Leaderboard",
         "",
-        "| model | ACC | NMI | ARI |",
-        "| --- | --- | --- | --- |",
-        _row("**GCC, this run (final round)**", metrics["final"]),
-        _row("cluster head (Stage I), this run", metrics["cluster_head"]),
-        _row("pretext + K-means, this run", metrics["pretext_kmeans"]),
-        _row("K-means on pixels, this run", metrics["kmeans_pixels"]),
+        "This run (one seed, `base.seed`; `gccluster leaderboard` gives min / median / max over seeds):",
+        "",
+        "| method | ACC | NMI | ARI | note |",
+        "| --- | --- | --- | --- | --- |",
     ]
-    for name, acc, nmi, ari in REFERENCES.get(dataset, []):
-        lines.append(_row(name, {"acc": acc, "nmi": nmi, "ari": ari}))
+    lines += [_row(name, scores, f" {note} |") for name, scores, note in leaderboard_rows(metrics, baselines or {})]
+    published = published_rows(dataset, protocol)
+    lines += ["", "Published:", ""]
+    if published:
+        lines += ["| method | ACC | NMI | ARI | note |", "| --- | --- | --- | --- | --- |"]
+        lines += [_row(name, scores, f" {note} |") for name, scores, note in published]
+    else:
+        lines.append(f"No paper of the five reports `{dataset}`.")
     if dataset not in ("cifar10", "cifar100_20", "stl10"):
-        lines += ["", f"The GCC paper reports no `{dataset}` numbers; the rows below this run's are "
-                  "the reference numbers of DESIGN.md."]
+        lines += ["", f"The GCC paper reports no `{dataset}` numbers."]
     lines += [
         "",
         "## Per-round progression",
@@ -186,6 +234,79 @@ def write_report(params_file: str | Path, with_experiments: bool) -> Path:
     if "final" not in metrics:
         raise UserError(f"{paths.METRICS}: no GCC rounds in it (run `dvc repro` first)")
     meta = json.loads((paths.PREPARED_DIR / "meta.json").read_text())
+    baselines = {}
+    for name in params.baselines.run:
+        path = paths.BaselinePaths(name).metrics
+        if not path.is_file():
+            raise UserError(f"{path}: missing (run `dvc repro` first: baselines.run lists {name})")
+        baselines[name] = json.loads(path.read_text())
     experiments = read_experiments() if with_experiments else None
-    write_text(paths.REPORT, render_report(metrics, meta, params_to_dict(params), experiments))
+    write_text(paths.REPORT, render_report(metrics, meta, params_to_dict(params), experiments, baselines))
     return paths.REPORT
+
+
+BASELINE_METRICS = re.compile(r"^results/baselines/([^/]+)/metrics\.json$")
+
+
+def run_methods(files: dict[str, dict]) -> dict[str, dict]:
+    """Method -> {"acc", "nmi", "ari"} of one run, from its metrics files."""
+    out = {}
+    gcc = files.get("results/metrics.json") or {}
+    if "final" in gcc:
+        for name, scores, _ in leaderboard_rows(gcc, {})[:4]:
+            out[name.strip("*")] = scores
+    for path, scores in sorted(files.items()):
+        match = BASELINE_METRICS.match(path)
+        if match and "acc" in scores:
+            name = match.group(1)
+            out[METHODS[name].title if name in METHODS else name] = scores
+    return out
+
+
+def seed_groups(experiments: list[dict]) -> list[tuple[dict, dict[int, dict[str, dict]]]]:
+    """Runs of `dvc exp show --json` grouped by their params without `base.seed`:
+    [(params, {seed: {method: scores}})], first seen first; a seed seen twice in a group (the
+    workspace and its commit) counts once."""
+    groups: list[tuple[dict, dict[int, dict[str, dict]]]] = []
+    for _, params, files in _runs(experiments, metrics_file=None):
+        methods = run_methods(files)
+        if not methods:
+            continue
+        rest = {k: v for k, v in params.items() if k != "base.seed"}
+        seed = int(params.get("base.seed", 0))
+        for known, seeds in groups:
+            if known == rest:
+                seeds.setdefault(seed, methods)
+                break
+        else:
+            groups.append((rest, {seed: methods}))
+    return groups
+
+
+def render_leaderboard(experiments: list[dict]) -> str:
+    """min / median / max of ACC, NMI and ARI per method over the seeds of each group of
+    runs that differ only in `base.seed` (e.g. `dvc exp run --queue -S base.seed=0,1,2`)."""
+    groups = seed_groups(experiments)
+    if not groups:
+        return ("No run with metrics found in `dvc exp show --json`. Run seeds first, e.g.\n\n"
+                "    dvc exp run --queue -S base.seed=0,1,2 && dvc exp run --run-all\n")
+    reference = groups[0][0]
+    lines = ["# Leaderboard over seeds", "",
+             "Each cell: min / median / max over the seeds of a group of runs whose params differ only in "
+             "`base.seed`. No seed paper reports this form; it is the one a reader can reproduce.", ""]
+    for params, seeds in groups:
+        changed = {k: v for k, v in params.items() if reference.get(k) != v}
+        changed.update({f"-{k}": None for k in reference if k not in params})
+        title = ", ".join(f"{k}={v}" for k, v in sorted(changed.items()) if not k.startswith("-")) or "committed params"
+        lines += [f"## {title}", "", f"Seeds: {', '.join(str(s) for s in sorted(seeds))}", "",
+                  "| method | runs | ACC | NMI | ARI |", "| --- | --- | --- | --- | --- |"]
+        methods = list(dict.fromkeys(m for runs in seeds.values() for m in runs))
+        for method in methods:
+            values = [runs[method] for runs in seeds.values() if method in runs]
+            cells = []
+            for metric in ("acc", "nmi", "ari"):
+                numbers = [float(v[metric]) for v in values]
+                cells.append(f"{min(numbers):.4f} / {statistics.median(numbers):.4f} / {max(numbers):.4f}")
+            lines.append(f"| {method} | {len(values)} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)

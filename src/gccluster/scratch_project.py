@@ -9,7 +9,8 @@ from typing import Any
 
 import yaml
 
-PIPELINE_FILES = ("dvc.yaml", "params.yaml", "stages", "src", ".dvc", ".dvcignore", ".gitignore")
+PIPELINE_FILES = ("dvc.yaml", "params.yaml", "stages", "src", ".dvc", ".dvcignore", ".gitignore",
+                  "results/baselines/README.md")  # the report stage's folder dependency exists
 
 
 def deep_update(base: dict, override: dict) -> dict:
@@ -38,6 +39,7 @@ def copy_pipeline(source: Path, dest: Path, overrides: dict[str, Any] | None = N
         if path.is_dir():
             shutil.copytree(path, dest / name, ignore=ignore)
         elif path.exists():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(path, dest / name)
     if overrides:
         set_params(dest / "params.yaml", overrides)

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy.stats import entropy
 from torch import nn
 
 from gccluster.config import DiffusionConfig, GCCConfig
@@ -33,6 +32,7 @@ from gccluster.losses.calibration import (
     mmd_per_cluster,
     reliable_metric_loss,
 )
+from gccluster.metrics import cluster_balance
 from gccluster.runtime import autocast, conv_memory_format, images_to_tensor, progress, to_model_input
 from gccluster.train.optim import EpochLosses, adam
 from gccluster.train.resume import EpochCheckpointer, ResumeState
@@ -40,16 +40,6 @@ from gccluster.train.resume import EpochCheckpointer, ResumeState
 LOSS_PARTS = ("total", "d", "cwm", "ml")
 # Per-epoch columns of cluster_loss.csv: the loss parts, then the label-free collapse monitor.
 CURVE_COLUMNS = (*LOSS_PARTS, "balance")
-
-
-def cluster_balance(counts: np.ndarray | torch.Tensor) -> float:
-    """Entropy of the predicted cluster sizes divided by log K: 1 when every cluster is
-    equally used, 0 when one cluster takes every image. Label-free, so a round can watch its
-    own predictions for collapse."""
-    counts = np.asarray(counts, dtype=np.float64).ravel()
-    if counts.size < 2 or counts.sum() <= 0:
-        return 1.0
-    return float(entropy(counts) / np.log(counts.size))
 
 
 def bank_label_counts(predicted: np.ndarray, n_clusters: int, bank_size: int) -> np.ndarray:

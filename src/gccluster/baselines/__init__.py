@@ -1,0 +1,12 @@
+"""The seed methods beside GCC (DESIGN.md §8): DCCS so far; DRC, GATCluster and the
+precise-feature method follow.
+
+Each method is a subpackage `gccluster.baselines.<name>` with
+- `params.py`: its typed params section (`baselines.<name>` in params.yaml), registered into
+  the one validated `Params` through `baselines.params`;
+- `method.py`: `train(request) -> TrainedBaseline` (train images only, never labels) and
+  `load(path) -> ClusterModel`, found by name through `baselines.registry`.
+
+This package and the `params` modules stay free of torch: config.py imports them, and
+everything config.py imports is code every pipeline stage depends on.
+"""

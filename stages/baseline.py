@@ -1,0 +1,68 @@
+"""DVC stage `baseline@<name>`: train one seed method on the train split, score it on the
+test split with the pipeline's metrics -> results/baselines/<name>/ (DESIGN.md §8)."""
+
+import time
+from pathlib import Path
+
+import numpy as np
+import typer
+
+from gccluster import paths
+from gccluster.baselines.common import TrainRequest, apply_model
+from gccluster.baselines.registry import method_info, method_module
+from gccluster.checkpoints import save_checkpoint
+from gccluster.config import load_params
+from gccluster.data.prepare import load_prepared
+from gccluster.errors import UserError, stage_errors
+from gccluster.io import write_epoch_curves, write_json
+from gccluster.metrics import cluster_balance, clustering_scores
+from gccluster.runtime import derive_seed, resolve_device, seed_everything
+from gccluster.train.resume import EpochCheckpointer
+
+app = typer.Typer(add_completion=False)
+
+
+@app.command()
+def main(
+    name: str = typer.Argument(..., help="a registered method, e.g. dccs"),
+    params_file: Path = typer.Option(paths.PARAMS, "--params"),
+) -> None:
+    with stage_errors(f"baseline@{name}"):
+        params = load_params(params_file)
+        method_info(name)
+        if name not in params.baselines.run:
+            raise UserError(f"baselines.run = {list(params.baselines.run)} does not list {name!r}")
+        method = method_module(name)
+        cfg = getattr(params.baselines, name)
+        device = resolve_device(params.base.device)
+        data = load_prepared(paths.PREPARED_DIR)
+        generator = seed_everything(derive_seed(params.base.seed, "baseline", name))
+        config = {"base": params.base.model_dump(), name: cfg.model_dump(), "data": data.meta}
+        checkpointer = EpochCheckpointer(f"baseline_{name}", config, inputs=[paths.PREPARED_DIR],
+                                         code=Path(method.__file__))
+        started = time.monotonic()
+        result = method.train(TrainRequest(
+            images=data.train.images, dataset=data.meta["dataset"], n_clusters=data.meta["n_classes"],
+            config=cfg, device=device, precision=params.base.precision, generator=generator,
+            checkpointer=checkpointer,
+        ))
+        # Labels are read from here on only, to score the finished model.
+        predicted, _ = apply_model(result.model, data.test.images, device, precision=params.base.precision)
+        counts = np.bincount(predicted, minlength=data.meta["n_classes"])
+        metrics = {
+            **clustering_scores(data.test.labels, predicted),
+            "balance": round(cluster_balance(counts), 4),
+            "protocol": data.meta["protocol"],
+            "training": {**result.summary, "wall_seconds": round(time.monotonic() - started, 1)},
+        }
+        files = paths.BaselinePaths(name)
+        write_epoch_curves(files.loss, **result.curves)
+        save_checkpoint(files.model, method.CHECKPOINT_KIND, result.model, result.arch, config)
+        write_json(files.metrics, metrics)
+        checkpointer.clear()
+        print(f"baseline@{name}: " + "  ".join(f"{k}={metrics[k]:.4f}" for k in ("acc", "nmi", "ari", "balance"))
+              + f"  ({result.summary.get('stop_reason', '')})")
+
+
+if __name__ == "__main__":
+    app()
