@@ -67,7 +67,7 @@ def test_leaderboard_puts_baselines_beside_gcc_and_the_papers_numbers():
     }
     meta = {"dataset": "fashion_mnist", "n_train": 60000, "n_test": 10000, "image_size": 28, "protocol": "train"}
     text = render_report(metrics, meta, {"pretrain": {"backbone": "small_cnn"}}, None, {"dccs": BASELINE_SCORES})
-    assert "| DCCS | 0.9100 | 0.8500 | 0.8000 | 1500 encoder steps; 160 s; flat |" in text
+    assert "| DCCS | 0.9100 | 0.8500 | 0.8000 | 1500 encoder steps; 160 s; stopped: flat |" in text
     assert ("| DCCS (paper) | 0.7560 | 0.7040 | 0.6230 | Table 2, `train+test` (other protocol than this run); "
             "best epoch or best of runs |") in text
     assert text.index("## Leaderboard") < text.index("## Per-round progression")

@@ -120,12 +120,20 @@ def read_experiments(cwd: str | Path = ".") -> list[dict]:
 
 
 def _baseline_note(scores: dict) -> str:
+    """How a baseline's training ended, for the leaderboard: steps, wall time, and why it
+    stopped when that was not the end of its budget."""
     training = scores.get("training") or {}
-    steps = training.get("encoder_steps")
-    parts = [f"{steps} encoder steps" if steps is not None else "",
-             f"{training['wall_seconds']:.0f} s" if "wall_seconds" in training else "",
-             training.get("stop_reason", "")]
-    return "; ".join(p for p in parts if p)
+    parts = []
+    if "encoder_steps" in training:
+        parts.append(f"{training['encoder_steps']} encoder steps")
+    if "wall_seconds" in training:
+        parts.append(f"{training['wall_seconds']:.0f} s")
+    reason = training.get("stop_reason", "")
+    if reason and not reason.startswith("budget"):
+        parts.append(f"stopped: {reason}")
+    elif reason:
+        parts.append("the whole budget")
+    return "; ".join(parts)
 
 
 def leaderboard_rows(metrics: dict, baselines: dict[str, dict]) -> list[tuple[str, dict, str]]:
