@@ -155,3 +155,13 @@ def test_official_28px_encoder_has_the_code_parameter_count():
     expected = 1 * 64 * 16 + 128 + 64 * 128 * 16 + 256 + 3200 * 1024 + 2048 + 1024 * 60 + 60
     assert sum(p.numel() for p in encoder.parameters()) == expected
     assert math.isclose(encoder.conv[0].weight.std().item(), math.sqrt(2 / (16 + 64 * 16)), rel_tol=0.15)
+
+
+def test_latent_code_stays_float32_under_bf16_autocast():
+    """The critic compares z with exact one-hot prior codes: z_c must not be rounded to bf16."""
+    encoder = DCCSEncoder(in_channels=1, image_size=16, style_dim=50, n_clusters=10)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        style, logits, _ = encoder(torch.randn(4, 1, 16, 16))
+        z = latent_code(style, logits)
+    assert z.dtype == torch.float32
+    assert torch.allclose(z[:, 50:], torch.softmax(logits.float(), dim=1))

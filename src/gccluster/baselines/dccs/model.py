@@ -65,8 +65,10 @@ class DCCSEncoder(nn.Module):
 
 def latent_code(style: torch.Tensor, category_logits: torch.Tensor) -> torch.Tensor:
     """z = [z_s, softmax(logits)]: style first, as the official code concatenates it; the
-    critic and D see probabilities, not logits."""
-    return torch.cat([style, torch.softmax(category_logits.float(), dim=1).to(style.dtype)], dim=1)
+    critic and D see probabilities, not logits. Always float32: under bf16 autocast,
+    probabilities near 1 would be rounded in steps of ~0.004 while the prior's one-hot codes
+    the critic compares them with are exact (the official code runs in fp32)."""
+    return torch.cat([style.float(), torch.softmax(category_logits.float(), dim=1)], dim=1)
 
 
 def _mlp(in_dim: int) -> nn.Sequential:
