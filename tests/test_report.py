@@ -19,6 +19,17 @@ def exp_show(*experiments):
     return [run_entry("workspace", full, 0.95), commit]
 
 
+def gcc_metrics(pixels_acc: float) -> dict:
+    """results/metrics.json of a one-round run."""
+    return {
+        "kmeans_pixels": {"acc": pixels_acc, "nmi": 0.1, "ari": 0.05},
+        "pretext_kmeans": {"acc": 0.6, "nmi": 0.5, "ari": 0.4},
+        "cluster_head": {"acc": 0.7, "nmi": 0.6, "ari": 0.5},
+        "rounds": {"r1": {"acc": 0.8, "nmi": 0.7, "ari": 0.6, "heldout_agreement": 0.9, "train_bank_fit": 0.95}},
+        "final": {"acc": 0.8, "nmi": 0.7, "ari": 0.6},
+    }
+
+
 def test_ablation_rows_match_weights_and_skip_other_changes():
     shown = exp_show(
         run_entry("e1", {"d": 0, "cwm": 1, "ml": 1}, 0.80),
@@ -34,13 +45,7 @@ def test_ablation_rows_match_weights_and_skip_other_changes():
 
 
 def test_render_report_tables():
-    metrics = {
-        "kmeans_pixels": {"acc": 0.2, "nmi": 0.1, "ari": 0.05},
-        "pretext_kmeans": {"acc": 0.6, "nmi": 0.5, "ari": 0.4},
-        "cluster_head": {"acc": 0.7, "nmi": 0.6, "ari": 0.5},
-        "rounds": {"r1": {"acc": 0.8, "nmi": 0.7, "ari": 0.6, "heldout_agreement": 0.9, "train_bank_fit": 0.95}},
-        "final": {"acc": 0.8, "nmi": 0.7, "ari": 0.6},
-    }
+    metrics = gcc_metrics(pixels_acc=0.2)
     meta = {"dataset": "cifar10", "n_train": 50000, "n_test": 10000, "image_size": 32, "protocol": "train"}
     params = {"pretrain": {"backbone": "resnet18"}}
     text = render_report(metrics, meta, params, None)
@@ -58,13 +63,7 @@ BASELINE_SCORES = {"acc": 0.91, "nmi": 0.85, "ari": 0.8, "balance": 0.99, "proto
 
 
 def test_leaderboard_puts_baselines_beside_gcc_and_the_papers_numbers():
-    metrics = {
-        "kmeans_pixels": {"acc": 0.48, "nmi": 0.51, "ari": 0.35},
-        "pretext_kmeans": {"acc": 0.6, "nmi": 0.5, "ari": 0.4},
-        "cluster_head": {"acc": 0.7, "nmi": 0.6, "ari": 0.5},
-        "rounds": {"r1": {"acc": 0.8, "nmi": 0.7, "ari": 0.6, "heldout_agreement": 0.9, "train_bank_fit": 0.95}},
-        "final": {"acc": 0.8, "nmi": 0.7, "ari": 0.6},
-    }
+    metrics = gcc_metrics(pixels_acc=0.48)
     meta = {"dataset": "fashion_mnist", "n_train": 60000, "n_test": 10000, "image_size": 28, "protocol": "train"}
     text = render_report(metrics, meta, {"pretrain": {"backbone": "small_cnn"}}, None, {"dccs": BASELINE_SCORES})
     assert "| DCCS | 0.9100 | 0.8500 | 0.8000 | 1500 encoder steps; 160 s; stopped: flat |" in text
