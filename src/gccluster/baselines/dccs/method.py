@@ -32,7 +32,7 @@ from gccluster.baselines.dccs.model import DCCSCritic, DCCSDiscriminator, DCCSEn
 from gccluster.baselines.dccs.params import DCCSConfig
 from gccluster.checkpoints import load_checkpoint, load_state_into
 from gccluster.data.augment import FusedViews, ViewSpec, kornia_views, resolve_backend, rgb_to_grayscale
-from gccluster.errors import UserError
+from gccluster.errors import NonFiniteLossError, UserError
 from gccluster.metrics import cluster_balance
 from gccluster.runtime import autocast, conv_memory_format, images_to_tensor, progress, step_generator, to_model_input
 from gccluster.train.optim import EpochLosses
@@ -173,7 +173,6 @@ def train(request: TrainRequest) -> TrainedBaseline:
     cycle = cfg.n_critic + 1
     bar = progress(None, total=cfg.max_encoder_steps, initial=counters.encoder_steps, desc="dccs encoder steps")
     last_save = time.monotonic()
-    started = time.monotonic()
     model.train()
     epoch = state.epoch
     while not counters.stop_reason:
@@ -225,7 +224,6 @@ def train(request: TrainRequest) -> TrainedBaseline:
         "epochs": epoch,
         "stop_reason": counters.stop_reason,
         "wasserstein_checks": [round(v, 5) for v in plateau.checks],
-        "train_seconds_this_run": round(time.monotonic() - started, 1),
     }
     return TrainedBaseline(model=clusterer, arch=arch, curves=history, summary=summary)
 
@@ -237,7 +235,7 @@ def _check_stop(counters: _Counters, plateau: WassersteinPlateau) -> None:
     window = float(counters.window_sum) / counters.window_count
     counters.window_sum, counters.window_count = 0.0, 0
     if not math.isfinite(window):
-        raise UserError(f"baseline@dccs: non-finite Wasserstein estimate ({window}) at encoder step "
+        raise NonFiniteLossError(f"baseline@dccs: non-finite Wasserstein estimate ({window}) at encoder step "
                         f"{counters.encoder_steps}; {HINT}")
     if plateau.update(window):
         counters.stop_reason = (f"Wasserstein estimate flat: no fall beyond {plateau.tolerance:.0%} of its best "
