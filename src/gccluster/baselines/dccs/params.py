@@ -32,10 +32,13 @@ class DCCSConfig(Section):
     # every `check_every` encoder steps the mean Wasserstein estimate of the critic steps since
     # the last check is compared with the best so far; training stops when it has not fallen
     # by more than `stop_tolerance` (relative) for `stop_patience` checks in a row, or after
-    # `max_encoder_steps`. The last iterate is the result.
+    # `max_encoder_steps`. The last iterate is the result. Patience 10 (1,000 encoder steps at
+    # the default check_every): the estimate has temporary plateaus of 400-500 encoder steps
+    # before it falls again (Fashion-MNIST: ~0.48 for four checks, then down to ~0.25), which
+    # a patience of 5 mistook for convergence; set from the Ŵ curves alone, no test score.
     max_encoder_steps: int = Field(4000, ge=1)
     check_every: int = Field(100, ge=1, description="encoder steps per stopping check")
-    stop_patience: int = Field(5, ge=1)
+    stop_patience: int = Field(10, ge=1)
     stop_tolerance: float = Field(0.02, ge=0.0, lt=1.0)
 
     def resolved_beta_aug(self, channels: int) -> float:
