@@ -12,8 +12,6 @@ images; the first `--warmup` steps are not timed (oneDNN picks kernels on first 
 from __future__ import annotations
 
 import json
-import platform
-import subprocess
 import time
 from pathlib import Path
 
@@ -27,15 +25,9 @@ from gccluster.baselines.dccs.losses import DCCSWeights
 from gccluster.baselines.dccs.model import DCCSCritic, DCCSDiscriminator
 from gccluster.baselines.dccs.params import DCCSConfig
 from gccluster.data.augment import kornia_views
+from gccluster.machine import cpu_name
 
 app = typer.Typer(add_completion=False)
-
-
-def cpu_name() -> str:
-    for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
-        if line.startswith("Model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
 
 
 def time_steps(size: int, precision: str, steps: int, warmup: int, device: torch.device) -> dict[str, float]:
@@ -58,7 +50,7 @@ def time_steps(size: int, precision: str, steps: int, warmup: int, device: torch
         def step():
             if name == "encoder":
                 losses = dccs._encoder_step(model, optimizer_q, augment, batch, weights, device, precision, generator)
-                float(losses["encoder"])
+                float(losses["loss"])
             else:
                 loss, _ = dccs._critic_step(model, optimizer_c, batch, cfg, weights, 10, device, precision, generator)
                 float(loss)

@@ -25,8 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -42,6 +40,7 @@ from gccluster.presets import preset_params
 from gccluster.train.calibrate import Bank, calibrate_clustering
 from gccluster.train.pretrain import pretrain_simclr
 from gccluster.train.pseudolabel import train_cluster_head
+from gccluster.machine import cpu_name
 
 SIZES = {"digits": (16, 1, 1437), "fashion_mnist": (28, 1, 60_000), "cifar10": (32, 3, 50_000)}
 
@@ -247,14 +246,6 @@ def project_preset(preset: str, rows: dict, precision: str) -> dict:
     return {"pretrain_s": pretrain, "cluster_head_s": head_s, "diffusion_s": diffusion, "round_s": per_round,
             "rounds": rounds, "total_s": pretrain + head_s + diffusion + rounds * per_round,
             "note": "training steps and banks only; data, K-means, evaluate and figures not included"}
-
-
-def cpu_name() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        return next(line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name"))
-    except (OSError, StopIteration):
-        return platform.processor()
 
 
 def main() -> None:

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import csv
 import itertools
-import platform
-import subprocess
 import time
 from pathlib import Path
 
@@ -38,15 +36,9 @@ from gccluster.scratch_project import deep_update
 from gccluster.selection import kmeans_stability
 from gccluster.train.pretrain import pretrain_simclr
 from gccluster.train.pseudolabel import assign_to_centers, kmeans_pseudo_labels
+from gccluster.machine import cpu_name
 
 RESULT_COLUMNS = ("space", "kmeans_stability", "final_simclr_loss", "seconds", "test_acc", "test_nmi", "test_ari")
-
-
-def cpu_name() -> str:
-    for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
-        if line.startswith("Model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
 
 
 def parse_grid(grid: list[str]) -> dict[str, list]:

@@ -34,7 +34,8 @@ TINY_OVERRIDES = {
     },
     "evaluate": {"pixel_kmeans_n_init": 1},
     "figures": {"tsne_samples": 100, "grid_per_cluster": 2},
-    "baselines": {"dccs": {"batch_size": 32, "max_encoder_steps": 5, "check_every": 5}},
+    "baselines": {"dccs": {"batch_size": 32, "max_encoder_steps": 5, "check_every": 5},
+                  "drc": {"batch_size": 32, "epochs": 1, "width": 8, "overcluster_k": 8}},
 }
 
 

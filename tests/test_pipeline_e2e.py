@@ -8,7 +8,7 @@ import pytest
 from conftest import run
 
 STAGES = ("data", "pretrain", "pseudolabel", "diffusion", "diffusion_samples", "round@r1", "round@r2", "evaluate",
-          "figures", "baseline@dccs", "report")
+          "figures", "baseline@dccs", "baseline@drc", "report")
 AFTER_ROUNDS = {"round@r1", "round@r2", "evaluate", "figures", "report"}
 
 
@@ -53,8 +53,13 @@ def test_repro_then_noop_then_param_experiment(project):
     assert 0.0 <= dccs["acc"] <= 1.0 and dccs["training"]["encoder_steps"] == 5
     assert f"| DCCS | {dccs['acc']:.4f} | {dccs['nmi']:.4f} | {dccs['ari']:.4f} |" in report
     dccs_loss = (project / "results" / "baselines" / "dccs" / "loss.csv").read_text().splitlines()
-    assert dccs_loss[0] == "epoch,encoder,mi,aug,adv_encoder,critic,wasserstein,balance,encoder_steps"
+    assert dccs_loss[0] == "epoch,loss,mi,aug,adv_encoder,critic,wasserstein,balance,encoder_steps"
     assert (project / "results" / "baselines" / "dccs" / "model.pt").is_file()
+    drc = json.loads((project / "results" / "baselines" / "drc" / "metrics.json").read_text())
+    assert 0.0 <= drc["acc"] <= 1.0 and drc["training"]["epochs"] == 1
+    assert f"| DRC | {drc['acc']:.4f} | {drc['nmi']:.4f} | {drc['ari']:.4f} |" in report
+    drc_loss = (project / "results" / "baselines" / "drc" / "loss.csv").read_text().splitlines()
+    assert drc_loss[0].startswith("epoch,loss,af,ap,cr,logit_norm,balance,loss_over") and len(drc_loss) == 2
 
     second = run(["dvc", "repro"], project)
     assert ran_stages(second.stdout) == set()
@@ -83,15 +88,16 @@ def assert_editing_any_imported_module_makes_its_stages_stale(project):
     changed, and expect each stage whose script imports the file (directly or not)."""
     from dvc.repo import Repo
 
-    from gccluster.codedeps import import_closure
+    from gccluster.stagedeps import METHOD_FOLDER, expected_code_deps
 
     closures = {}
     for stage in STAGES:
-        script = project / "stages" / f"{stage.split('@')[0]}.py"
-        closures[stage] = {p.relative_to(project).as_posix() for p in import_closure(script, project / "src")}
-    # A method's code is imported by name: its stage depends on its module's closure too.
-    method = project / "src" / "gccluster" / "baselines" / "dccs" / "method.py"
-    closures["baseline@dccs"] |= {p.relative_to(project).as_posix() for p in import_closure(method, project / "src")}
+        name, _, item = stage.partition("@")
+        closures[stage] = expected_code_deps(f"stages/{name}.py", project)
+        if METHOD_FOLDER in closures[stage]:  # a method's own folder: every file in it
+            folder = METHOD_FOLDER.replace("${item}", item)
+            closures[stage] = (closures[stage] - {METHOD_FOLDER}) | {
+                p.relative_to(project).as_posix() for p in (project / folder).rglob("*.py")}
     for source in sorted(set().union(*closures.values())):
         path = project / source
         original = path.read_text()

@@ -1,14 +1,16 @@
 """dvc.yaml lists, for every stage, exactly the code the stage runs: its script and the import
-closure of that script within `gccluster` (gccluster.codedeps). A file missing from a stage's
-deps would let an edit of it change the stage's result without DVC rerunning the stage."""
+closure of that script within `gccluster` (gccluster.codedeps), by the rule of
+gccluster.stagedeps (`python -m gccluster.stagedeps` rewrites them). A file missing from a
+stage's deps would let an edit of it change the stage's result without DVC rerunning the stage."""
 
 import pytest
 import yaml
 
 from conftest import ROOT
+from gccluster import stagedeps
 from gccluster.baselines.params import METHOD_NAMES
-from gccluster.codedeps import import_closure
 from gccluster.config import ROUND_DIFFUSION_KEYS, SAMPLING_KEYS, SCHEDULE_KEYS, DiffusionConfig
+from gccluster.stagedeps import BASELINES, READS_BASELINES, expected_code_deps, script_of
 
 PIPELINE = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
 
@@ -22,46 +24,31 @@ def code_deps(stage: dict) -> set[str]:
     return {dep for dep in stage["deps"] if dep.startswith(("src/", "stages/"))}
 
 
-def script_of(stage: dict) -> str:
-    words = stage["cmd"].split()
-    assert words[0] == "python" and words[1].startswith("stages/"), stage["cmd"]
-    return words[1]
-
-
 def closure(path: str) -> set[str]:
-    return {p.relative_to(ROOT).as_posix() for p in import_closure(ROOT / path, ROOT / "src")}
-
-
-BASELINES = "src/gccluster/baselines/"
-# Stages that read the baselines' code, not only the validation of their params section.
-READS_BASELINES = ("stages/baseline.py", "stages/report.py")
-
-
-def expected_code_deps(script: str) -> set[str]:
-    expected = closure(script)
-    if script not in READS_BASELINES:
-        # config.py validates every section, the baselines' too, so the GCC stages import the
-        # baselines' params modules; those check `baselines.*` only, which no GCC stage reads
-        # (nor lists as params), so editing or adding a baseline does not rerun GCC.
-        expected = {p for p in expected if not p.startswith(BASELINES)}
-    if script == "stages/baseline.py":
-        # Methods are imported by name: each one's shared code is listed, its own folder is
-        # the dependency `src/gccluster/baselines/${item}`.
-        for name in METHOD_NAMES:
-            folder = f"src/gccluster/baselines/{name}/"
-            expected |= {p for p in closure(folder + "method.py") if not p.startswith(folder)}
-        expected.add("src/gccluster/baselines/${item}")
-    return expected
+    return stagedeps.closure(path, ROOT)
 
 
 @pytest.mark.parametrize("name,stage", list(stage_definitions()), ids=list(PIPELINE))
 def test_stage_code_deps_are_the_import_closure_of_its_script(name, stage):
-    expected = expected_code_deps(script_of(stage))
+    expected = expected_code_deps(script_of(stage), ROOT)
     listed = code_deps(stage)
     missing, extra = sorted(expected - listed), sorted(listed - expected)
     assert not missing and not extra, (
         f"dvc.yaml stage {name}: add to deps: {missing or 'nothing'}; remove from deps: {extra or 'nothing'}"
     )
+
+
+def test_the_baseline_stage_covers_every_registered_method():
+    assert stagedeps.method_folders(ROOT) == [f"{BASELINES}{name}/" for name in sorted(METHOD_NAMES)]
+
+
+def test_rewriting_a_current_dvc_yaml_changes_nothing(tmp_path):
+    copy = tmp_path / "dvc.yaml"
+    copy.write_text((ROOT / "dvc.yaml").read_text())
+    for folder in ("src", "stages"):
+        (tmp_path / folder).symlink_to(ROOT / folder)
+    assert stagedeps.rewrite_code_deps(copy) == []
+    assert copy.read_text() == (ROOT / "dvc.yaml").read_text()
 
 
 def test_gcc_stages_import_only_the_baselines_params_modules():

@@ -1,4 +1,4 @@
-"""The seed methods beside GCC (DESIGN.md §8): DCCS so far; DRC, GATCluster and the
+"""The seed methods beside GCC (DESIGN.md §8): DCCS and DRC so far; GATCluster and the
 precise-feature method follow.
 
 Each method is a subpackage `gccluster.baselines.<name>` with
@@ -7,6 +7,7 @@ Each method is a subpackage `gccluster.baselines.<name>` with
 - `method.py`: `train(request) -> TrainedBaseline` (train images only, never labels) and
   `load(path) -> ClusterModel`, found by name through `baselines.registry`.
 
-This package and the `params` modules stay free of torch: config.py imports them, and
-everything config.py imports is code every pipeline stage depends on.
+This package and the `params` modules stay free of torch: config.py imports them, so every
+stage does (though only `baseline@<name>` and the report list them as deps: see
+gccluster.stagedeps).
 """

@@ -7,18 +7,20 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from gccluster.baselines.dccs.params import DCCSConfig
+from gccluster.baselines.drc.params import DRCConfig
 from gccluster.sections import Section
 
 # Every registered method, in leaderboard order (baselines.registry holds their code).
-METHOD_NAMES = ("dccs",)
+METHOD_NAMES = ("dccs", "drc")
 
 
 class BaselinesConfig(Section):
     """`run`: the methods `dvc repro` trains (dvc.yaml's `baseline` foreach); one section per
     method, read only by that method's stage (`baseline@<name>`)."""
 
-    run: tuple[Literal["dccs"], ...] = Field(("dccs",), description="methods the pipeline trains")
+    run: tuple[Literal["dccs", "drc"], ...] = Field(("dccs", "drc"), description="methods the pipeline trains")
     dccs: DCCSConfig = DCCSConfig()
+    drc: DRCConfig = DRCConfig()
 
     @model_validator(mode="after")
     def _check_run(self) -> BaselinesConfig:
@@ -28,5 +30,5 @@ class BaselinesConfig(Section):
 
     def check_data(self, image_size: int, channels: int, dataset: str) -> None:
         """Raise ValueError naming the key when a method in `run` cannot take the data."""
-        if "dccs" in self.run:
-            self.dccs.check_data(image_size, channels, dataset)
+        for name in self.run:
+            getattr(self, name).check_data(image_size, channels, dataset)

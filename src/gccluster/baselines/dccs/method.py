@@ -38,7 +38,7 @@ from gccluster.runtime import autocast, conv_memory_format, images_to_tensor, pr
 from gccluster.train.optim import EpochLosses
 from gccluster.train.resume import ResumeState
 
-CURVES = ("encoder", "mi", "aug", "adv_encoder", "critic", "wasserstein", "balance", "encoder_steps")
+CURVES = ("loss", "mi", "aug", "adv_encoder", "critic", "wasserstein", "balance", "encoder_steps")
 HINT = "lower baselines.dccs.lr"
 CHECKPOINT_KIND = "baseline_dccs"
 SAVE_EVERY_S = 30.0  # resume state is written at an epoch end at most this often
@@ -178,8 +178,8 @@ def train(request: TrainRequest) -> TrainedBaseline:
     while not counters.stop_reason:
         order = torch.randperm(n_images, generator=generator).to(device)
         draw = step_generator(generator, device)
-        parts = {name: EpochLosses("baseline@dccs", epoch, HINT, check=name in ("encoder", "critic"))
-                 for name in ("encoder", "mi", "aug", "adv_encoder", "critic", "wasserstein")}
+        parts = {name: EpochLosses("baseline@dccs", epoch, HINT, check=name in ("loss", "critic"))
+                 for name in ("loss", "mi", "aug", "adv_encoder", "critic", "wasserstein")}
         cluster_counts = torch.zeros(request.n_clusters, device=device)
         for step in range(steps_per_epoch):
             batch = images[order[step * batch_size : (step + 1) * batch_size]].float() / 255.0
@@ -269,7 +269,7 @@ def _encoder_step(model, optimizer, augment, batch, weights: DCCSWeights, device
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
-    return {"encoder": loss.detach(), "mi": mi.detach(), "aug": aug.detach(), "adv_encoder": adv.detach(),
+    return {"loss": loss.detach(), "mi": mi.detach(), "aug": aug.detach(), "adv_encoder": adv.detach(),
             "clusters": logits.detach().argmax(dim=1)}
 
 
