@@ -236,3 +236,47 @@ def test_checkpoint_round_trip_and_corrupt_file(tmp_path):
     path.write_bytes(b"not a checkpoint")
     with pytest.raises(UserError, match="corrupt or unreadable"):
         drc.load(path)
+
+
+def test_a_step_feeds_each_loss_what_eq_10_asks(monkeypatch):
+    """With the identity as augmentation and no zoom, the 2N augmented rows are the originals
+    twice: the step must hand L_AF and L_AP the repeated originals' logits [1..N, 1..N] beside
+    them (equal, since BatchNorm sees the same statistics), with T_AF and T_AP in place, and
+    L_CR the N originals' probabilities."""
+    cfg = DRCConfig(**{**TINY, "original_zoom": 1.0, "t_af": 0.3, "t_ap": 0.7, "similarity": "dot"})
+    torch.manual_seed(0)
+    net = DRCNetwork(1, 16, 4, 6, "small_cnn", 8, False).train()
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
+    seen = {}
+
+    def recorder(name, loss):
+        def record(*args):
+            seen[name] = args
+            return loss(*args)
+        return record
+
+    for name in ("assignment_feature_loss", "assignment_probability_loss", "cluster_regularisation_loss"):
+        monkeypatch.setattr(drc, name, recorder(name, getattr(drc, name)))
+    batch = torch.rand(5, 1, 16, 16)
+    drc._step(net, 0, optimizer, lambda x: x, batch, cfg, torch.device("cpu"), "fp32", torch.Generator())
+    repeated, augmented, t_af, similarity = seen["assignment_feature_loss"]
+    assert repeated.shape == (10, 4) and (t_af, similarity) == (0.3, "dot")
+    assert torch.allclose(repeated, augmented, atol=1e-5) and torch.equal(repeated[:5], repeated[5:])
+    p, p_aug, t_ap, _ = seen["assignment_probability_loss"]
+    assert torch.allclose(p, torch.softmax(repeated, 1)) and p_aug.shape == (10, 4) and t_ap == 0.7
+    (originals,) = seen["cluster_regularisation_loss"]
+    assert torch.allclose(originals, p[:5])
+    assert augmented.requires_grad  # both views train the network
+
+
+def test_each_epoch_trains_the_overclustering_head_first_then_the_main_head(monkeypatch):
+    heads = []
+    real_step = drc._step
+
+    def spy(network, head, *args):
+        heads.append(head)
+        return real_step(network, head, *args)
+
+    monkeypatch.setattr(drc, "_step", spy)
+    drc.train(request(DRCConfig(**TINY)))
+    assert heads == [1, 1, 0, 0] * 2  # 2 steps per pass, 2 epochs

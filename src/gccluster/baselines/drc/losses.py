@@ -26,8 +26,9 @@ def assignment_feature_loss(features: torch.Tensor, augmented: torch.Tensor, tem
                             similarity: str = "cosine") -> torch.Tensor:
     """L_AF, Eq. 5: -(1/N) Σ_i log[exp(s(z_i, z'_i)/T) / Σ_j exp(s(z_i, z'_j)/T)], T = T_AF.
 
-    An instance-level contrast of assignment features: anchors are the originals, candidates
-    the N augmented rows (the positive among them), one direction only, as Eq. 5 is written.
+    An instance-level contrast of assignment features: anchors are the rows of `features`,
+    candidates the rows of `augmented` (the positive among them), one direction only, as
+    Eq. 5 is written. Training passes 2N rows on both sides (originals repeated).
     Under PICA's repeat-2 the two copies of an original are both anchors, so each also meets
     its own image's other view as a "negative" (a benign raise of the loss floor; not masked).
     """
