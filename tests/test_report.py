@@ -65,8 +65,11 @@ BASELINE_SCORES = {"acc": 0.91, "nmi": 0.85, "ari": 0.8, "balance": 0.99, "proto
 def test_leaderboard_puts_baselines_beside_gcc_and_the_papers_numbers():
     metrics = gcc_metrics(pixels_acc=0.48)
     meta = {"dataset": "fashion_mnist", "n_train": 60000, "n_test": 10000, "image_size": 28, "protocol": "train"}
-    text = render_report(metrics, meta, {"pretrain": {"backbone": "small_cnn"}}, None, {"dccs": BASELINE_SCORES})
+    drc = {**BASELINE_SCORES, "acc": 0.5, "training": {"epochs": 30, "wall_seconds": 90.0}}
+    text = render_report(metrics, meta, {"pretrain": {"backbone": "small_cnn"}}, None,
+                         {"dccs": BASELINE_SCORES, "drc": drc})
     assert "| DCCS | 0.9100 | 0.8500 | 0.8000 | 1500 encoder steps; 160 s; stopped: flat |" in text
+    assert "| DRC | 0.5000 | 0.8500 | 0.8000 | 30 epochs; 90 s |" in text
     assert ("| DCCS (paper) | 0.7560 | 0.7040 | 0.6230 | Table 2, `train+test` (other protocol than this run); "
             "best epoch or best of runs |") in text
     assert text.index("## Leaderboard") < text.index("## Per-round progression")
@@ -96,3 +99,14 @@ def test_leaderboard_over_seeds_gives_min_median_max_per_method():
     assert "| DCCS | 3 | 0.7000 / 0.7500 / 0.8000 |" in text
     assert "## baselines.dccs.lr=1.0" in text
     assert "No run with metrics" in render_leaderboard([])
+
+
+def test_leaderboard_titles_groups_by_their_difference_from_the_commit_even_without_its_metrics():
+    from gccluster.report import render_leaderboard
+
+    commit = metrics_run("abc", 0, 0.90, 0.80)
+    commit["data"]["metrics"] = {}  # e.g. the commit was never reproduced: only its experiments ran
+    commit["experiments"] = [{"revs": [run], "name": run["rev"]} for run in (
+        metrics_run("e1", 1, 0.94, 0.70, lr=1.0), metrics_run("e2", 1, 0.92, 0.75))]
+    text = render_leaderboard([commit])
+    assert text.index("## baselines.dccs.lr=1.0") < text.index("## committed params")

@@ -126,6 +126,8 @@ def _baseline_note(scores: dict) -> str:
     parts = []
     if "encoder_steps" in training:
         parts.append(f"{training['encoder_steps']} encoder steps")
+    elif "epochs" in training:
+        parts.append(f"{training['epochs']} epochs")
     if "wall_seconds" in training:
         parts.append(f"{training['wall_seconds']:.0f} s")
     reason = training.get("stop_reason", "")
@@ -298,7 +300,10 @@ def render_leaderboard(experiments: list[dict]) -> str:
     if not groups:
         return ("No run with metrics found in `dvc exp show --json`. Run seeds first, e.g.\n\n"
                 "    dvc exp run --queue -S base.seed=0,1,2 && dvc exp run --run-all\n")
-    reference = groups[0][0]
+    # Groups are titled by how their params differ from the commit's (which need not have
+    # metrics of its own), else from the first group's.
+    commits = [params for kind, params, _ in _runs(experiments, metrics_file=None) if kind == "commit"]
+    reference = {k: v for k, v in commits[0].items() if k != "base.seed"} if commits else groups[0][0]
     lines = ["# Leaderboard over seeds", "",
              "Each cell: min / median / max over the seeds of a group of runs whose params differ only in "
              "`base.seed`. No seed paper reports this form; it is the one a reader can reproduce.", ""]
