@@ -1,33 +1,23 @@
 """The baseline harness (registry, params, stage) and DCCS's training loop."""
 
-import numpy as np
 import pytest
 import torch
 
-from gccluster.baselines.common import TrainRequest, apply_model
+from baseline_helpers import assert_checkpoint_round_trip, assert_same_model, images, resumed_after_interruption
+from baseline_helpers import request as baseline_request
+from gccluster.baselines.common import apply_model
 from gccluster.baselines.dccs import method as dccs
 from gccluster.baselines.dccs.params import DCCSConfig
 from gccluster.baselines.params import METHOD_NAMES
 from gccluster.baselines.registry import METHODS, method_module
-from gccluster.checkpoints import save_checkpoint
 from gccluster.config import Params, validate_params
 from gccluster.errors import NonFiniteLossError, UserError
-from gccluster.runtime import seed_everything
-from gccluster.train.resume import EpochCheckpointer
 
 TINY = {"batch_size": 16, "max_encoder_steps": 6, "check_every": 100}
 
 
-def images(count=64, size=16, channels=1, seed=0):
-    rng = np.random.default_rng(seed)
-    return rng.integers(0, 256, size=(count, size, size, channels), dtype=np.uint8)
-
-
 def request(config, pictures=None, checkpointer=None, seed=0):
-    """As the stage builds it: every RNG seeded (model init and kornia's views use torch's)."""
-    return TrainRequest(images=images() if pictures is None else pictures, dataset="digits", n_clusters=4,
-                        config=config, device=torch.device("cpu"), precision="fp32",
-                        generator=seed_everything(seed), checkpointer=checkpointer)
+    return baseline_request(config, images() if pictures is None else pictures, checkpointer, seed)
 
 
 def params_with(**baselines):
@@ -105,30 +95,10 @@ def test_colour_images_are_clustered_in_grey_with_shuffled_channels_for_the_view
 
 
 def test_an_interrupted_run_resumes_to_the_same_model(tmp_path, monkeypatch):
-    monkeypatch.setattr(dccs, "SAVE_EVERY_S", 0.0)
     cfg = DCCSConfig(batch_size=16, max_encoder_steps=8, check_every=3)
     straight = dccs.train(request(cfg))
-
-    checkpointer = EpochCheckpointer("dccs", {"test": 1}, root=tmp_path)
-    saves = {"count": 0}
-    original = checkpointer.save
-
-    class Interrupted(Exception):
-        pass
-
-    def save_then_stop(*args, **kwargs):
-        original(*args, **kwargs)
-        saves["count"] += 1
-        if saves["count"] == 2:
-            raise Interrupted
-
-    monkeypatch.setattr(checkpointer, "save", save_then_stop)
-    with pytest.raises(Interrupted):
-        dccs.train(request(cfg, checkpointer=checkpointer))
-    monkeypatch.setattr(checkpointer, "save", original)
-    resumed = dccs.train(request(cfg, checkpointer=checkpointer, seed=123))  # the seed is restored from the state
-    for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
-        assert torch.equal(a, b), name
+    resumed = resumed_after_interruption(dccs, request, cfg, tmp_path, monkeypatch, stop_at_save=2)
+    assert_same_model(straight.model, resumed.model)
     assert straight.curves == resumed.curves
     assert straight.summary["wasserstein_checks"] == resumed.summary["wasserstein_checks"]
 
@@ -145,15 +115,7 @@ def test_a_non_finite_critic_loss_stops_training_naming_the_stage(monkeypatch):
 
 def test_checkpoint_round_trip_and_corrupt_file(tmp_path):
     result = dccs.train(request(DCCSConfig(**TINY)))
-    path = tmp_path / "model.pt"
-    save_checkpoint(path, dccs.CHECKPOINT_KIND, result.model, result.arch)
-    loaded = dccs.load(path)
-    before, _ = apply_model(result.model, images(count=20, seed=3), torch.device("cpu"))
-    after, _ = apply_model(loaded, images(count=20, seed=3), torch.device("cpu"))
-    assert np.array_equal(before, after)
-    path.write_bytes(b"not a checkpoint")
-    with pytest.raises(UserError, match="corrupt or unreadable"):
-        dccs.load(path)
+    assert_checkpoint_round_trip(dccs, result.model, result.arch, images(count=20, seed=3), tmp_path)
 
 
 def test_stage_refuses_a_method_outside_the_run(project):

@@ -3,12 +3,13 @@ the views, and the training loop (budget, heads, resume, NaN guard, checkpoint).
 
 import math
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from gccluster.baselines.common import TrainRequest, apply_model
+from baseline_helpers import assert_checkpoint_round_trip, assert_same_model, images, resumed_after_interruption
+from baseline_helpers import request as baseline_request
+from gccluster.baselines.common import apply_model
 from gccluster.baselines.drc import method as drc
 from gccluster.baselines.drc.losses import (
     assignment_feature_loss,
@@ -19,11 +20,8 @@ from gccluster.baselines.drc.losses import (
 )
 from gccluster.baselines.drc.model import DRCNetwork, SobelFrontEnd, centre_view, crop_at, original_view
 from gccluster.baselines.drc.params import DRCConfig
-from gccluster.checkpoints import save_checkpoint
 from gccluster.config import Params, validate_params
 from gccluster.errors import NonFiniteLossError, UserError
-from gccluster.runtime import seed_everything
-from gccluster.train.resume import EpochCheckpointer
 
 N, K, T_AP = 512, 10, 0.95
 
@@ -165,15 +163,8 @@ def test_params_refuse_what_the_network_cannot_take():
 TINY = {"batch_size": 16, "epochs": 2, "width": 8, "overcluster_k": 6}
 
 
-def images(count=40, size=16, channels=1, seed=0):
-    rng = np.random.default_rng(seed)
-    return rng.integers(0, 256, size=(count, size, size, channels), dtype=np.uint8)
-
-
 def request(config, pictures=None, checkpointer=None, seed=0):
-    return TrainRequest(images=images() if pictures is None else pictures, dataset="digits", n_clusters=4,
-                        config=config, device=torch.device("cpu"), precision="fp32",
-                        generator=seed_everything(seed), checkpointer=checkpointer)
+    return baseline_request(config, images(count=40) if pictures is None else pictures, checkpointer, seed)
 
 
 def test_training_runs_its_epochs_with_both_heads_and_logs_every_part():
@@ -197,26 +188,10 @@ def test_colour_images_go_through_the_sobel_front_end():
 
 
 def test_an_interrupted_run_resumes_to_the_same_model(tmp_path, monkeypatch):
-    monkeypatch.setattr(drc, "SAVE_EVERY_S", 0.0)
     cfg = DRCConfig(**{**TINY, "epochs": 3})
     straight = drc.train(request(cfg))
-    checkpointer = EpochCheckpointer("drc", {"test": 1}, root=tmp_path)
-    original = checkpointer.save
-
-    class Interrupted(Exception):
-        pass
-
-    def save_then_stop(*args, **kwargs):
-        original(*args, **kwargs)
-        raise Interrupted
-
-    monkeypatch.setattr(checkpointer, "save", save_then_stop)
-    with pytest.raises(Interrupted):
-        drc.train(request(cfg, checkpointer=checkpointer))
-    monkeypatch.setattr(checkpointer, "save", original)
-    resumed = drc.train(request(cfg, checkpointer=checkpointer, seed=123))  # the seed is restored from the state
-    for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
-        assert torch.equal(a, b), name
+    resumed = resumed_after_interruption(drc, request, cfg, tmp_path, monkeypatch, stop_at_save=1)
+    assert_same_model(straight.model, resumed.model)
     assert straight.curves == resumed.curves
 
 
@@ -228,14 +203,7 @@ def test_a_non_finite_loss_stops_training_naming_the_stage(monkeypatch):
 
 def test_checkpoint_round_trip_and_corrupt_file(tmp_path):
     result = drc.train(request(DRCConfig(**TINY)))
-    path = tmp_path / "model.pt"
-    save_checkpoint(path, drc.CHECKPOINT_KIND, result.model, result.arch)
-    before, _ = apply_model(result.model, images(count=12, seed=3), torch.device("cpu"))
-    after, _ = apply_model(drc.load(path), images(count=12, seed=3), torch.device("cpu"))
-    assert np.array_equal(before, after)
-    path.write_bytes(b"not a checkpoint")
-    with pytest.raises(UserError, match="corrupt or unreadable"):
-        drc.load(path)
+    assert_checkpoint_round_trip(drc, result.model, result.arch, images(count=12, seed=3), tmp_path)
 
 
 def test_a_step_feeds_each_loss_what_eq_10_asks(monkeypatch):
