@@ -6,34 +6,63 @@ import torch
 
 from gccluster.config import DataConfig, PretrainConfig
 from gccluster.data.prepare import prepare_dataset
+from gccluster import machine, runtime
 from gccluster.runtime import autocast, conv_memory_format, seed_everything, use_bf16
 from gccluster.train.pretrain import pretrain_simclr
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 
 
+@pytest.fixture(params=[False, True], ids=["cpu_without_amx", "cpu_with_amx"])
+def amx(request, monkeypatch):
+    """Run a test as on a CPU without, then with, AMX bf16 (whatever this machine has)."""
+    monkeypatch.setattr(runtime, "cpu_has_amx_bf16", lambda: request.param)
+    return request.param
+
+
 @pytest.mark.parametrize(
     ("device", "precision", "expected"),
-    [(CPU, "auto", False), (CUDA, "auto", True), (CPU, "bf16", True), (CPU, "fp32", False), (CUDA, "fp32", False)],
+    [(CUDA, "auto", True), (CPU, "bf16", True), (CPU, "fp32", False), (CUDA, "fp32", False)],
 )
-def test_use_bf16_table(device, precision, expected):
+def test_use_bf16_table(amx, device, precision, expected):
     assert use_bf16(device, precision) is expected
 
 
-def test_autocast_dtype_on_cpu():
+def test_auto_is_bf16_exactly_on_cpus_with_amx(amx):
+    assert use_bf16(CPU, "auto") is amx
+    assert conv_memory_format(CPU, "auto") == (torch.channels_last if amx else torch.contiguous_format)
+
+
+def test_autocast_dtype_on_cpu(amx):
     layer = torch.nn.Linear(4, 3)
     x = torch.randn(2, 4)
     with autocast(CPU, "bf16"):
         assert layer(x).dtype == torch.bfloat16
-    with autocast(CPU, "auto"):
+    with autocast(CPU, "fp32"):
         assert layer(x).dtype == torch.float32
+    with autocast(CPU, "auto"):
+        assert layer(x).dtype == (torch.bfloat16 if amx else torch.float32)
 
 
-def test_memory_format_keeps_default_cpu_runs_contiguous():
-    assert conv_memory_format(CPU, "auto") == torch.contiguous_format
+def test_memory_format_keeps_fp32_cpu_runs_contiguous():
     assert conv_memory_format(CPU, "fp32") == torch.contiguous_format
     assert conv_memory_format(CPU, "bf16") == torch.channels_last
     assert conv_memory_format(CUDA, "fp32") == torch.channels_last
+
+
+@pytest.mark.parametrize(("flags", "expected"), [
+    ("flags\t\t: fpu sse2 avx512f avx512_bf16 amx_bf16 amx_tile amx_int8\n", True),
+    ("flags\t\t: fpu sse2 avx2 avx512f avx512_bf16\n", False),  # AVX512-BF16 without AMX tiles
+    ("model name\t: amx_bf16 in a name is not a flag\nflags\t\t: fpu avx2\n", False),
+])
+def test_cpu_has_amx_bf16_reads_the_flags_line(tmp_path, flags, expected):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\n" + flags)
+    assert machine.cpu_has_amx_bf16.__wrapped__(str(cpuinfo)) is expected
+
+
+def test_cpu_has_amx_bf16_is_false_without_cpuinfo(tmp_path):
+    assert machine.cpu_has_amx_bf16.__wrapped__(str(tmp_path / "missing")) is False
 
 
 def test_bf16_pretraining_on_cpu_learns():

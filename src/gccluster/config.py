@@ -30,8 +30,8 @@ class BaseConfig(_Section):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto",
-        description="autocast for training and sampling: auto = bf16 on CUDA, fp32 on CPU; "
-        "bf16 on CPU pays off only on CPUs with AVX512-BF16/AMX",
+        description="autocast for training and sampling: auto = bf16 on CUDA and on CPUs with "
+        "AMX bf16 (lscpu flag amx_bf16), fp32 on other CPUs, where bf16 is slower",
     )
     data_root: str = Field("data/raw", description="where torchvision downloads datasets")
 
