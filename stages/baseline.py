@@ -60,8 +60,9 @@ def main(
         save_checkpoint(files.model, method.CHECKPOINT_KIND, result.model, result.arch, config)
         write_json(files.metrics, metrics)
         checkpointer.clear()
+        ended = result.summary.get("stop_reason")
         print(f"baseline@{name}: " + "  ".join(f"{k}={metrics[k]:.4f}" for k in ("acc", "nmi", "ari", "balance"))
-              + f"  ({result.summary.get('stop_reason', '')})")
+              + (f"  ({ended})" if ended else ""))
 
 
 if __name__ == "__main__":

@@ -34,8 +34,10 @@ TINY_OVERRIDES = {
     },
     "evaluate": {"pixel_kmeans_n_init": 1},
     "figures": {"tsne_samples": 100, "grid_per_cluster": 2},
-    "baselines": {"dccs": {"batch_size": 32, "max_encoder_steps": 5, "check_every": 5},
-                  "drc": {"batch_size": 32, "epochs": 1, "width": 8, "overcluster_k": 8}},
+    "baselines": {"run": ["dccs", "drc", "gatcluster"],
+                  "dccs": {"batch_size": 32, "max_encoder_steps": 5, "check_every": 5},
+                  "drc": {"batch_size": 32, "epochs": 1, "width": 8, "overcluster_k": 8},
+                  "gatcluster": {"iterations": 2, "big_batch": 200, "repeats": 1, "width": 4, "kmeans_n_init": 2}},
 }
 
 

@@ -8,7 +8,7 @@ import pytest
 from conftest import run
 
 STAGES = ("data", "pretrain", "pseudolabel", "diffusion", "diffusion_samples", "round@r1", "round@r2", "evaluate",
-          "figures", "baseline@dccs", "baseline@drc", "report")
+          "figures", "baseline@dccs", "baseline@drc", "baseline@gatcluster", "report")
 AFTER_ROUNDS = {"round@r1", "round@r2", "evaluate", "figures", "report"}
 
 
@@ -60,6 +60,11 @@ def test_repro_then_noop_then_param_experiment(project):
     assert f"| DRC | {drc['acc']:.4f} | {drc['nmi']:.4f} | {drc['ari']:.4f} |" in report
     drc_loss = (project / "results" / "baselines" / "drc" / "loss.csv").read_text().splitlines()
     assert drc_loss[0].startswith("epoch,loss,af,ap,cr,logit_norm,balance,loss_over") and len(drc_loss) == 2
+    gat = json.loads((project / "results" / "baselines" / "gatcluster" / "metrics.json").read_text())
+    assert gat["training"]["iterations"] == 2 and gat["training"]["big_batch"] == 200
+    assert f"| GATCluster | {gat['acc']:.4f} | {gat['nmi']:.4f} | {gat['ari']:.4f} |" in report
+    gat_loss = (project / "results" / "baselines" / "gatcluster" / "loss.csv").read_text().splitlines()
+    assert gat_loss[0] == "epoch,loss,t,e,e_att,r,a,balance,fallback,steps" and len(gat_loss) == 1 + 2
 
     second = run(["dvc", "repro"], project)
     assert ran_stages(second.stdout) == set()

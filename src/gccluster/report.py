@@ -128,6 +128,8 @@ def _baseline_note(scores: dict) -> str:
         parts.append(f"{training['encoder_steps']} encoder steps")
     elif "epochs" in training:
         parts.append(f"{training['epochs']} epochs")
+    elif "iterations" in training:
+        parts.append(f"{training['iterations']} iterations")
     if "wall_seconds" in training:
         parts.append(f"{training['wall_seconds']:.0f} s")
     reason = training.get("stop_reason", "")

@@ -1,5 +1,5 @@
-"""The seed methods beside GCC (DESIGN.md §8): DCCS and DRC so far; GATCluster and the
-precise-feature method follow.
+"""The seed methods beside GCC (DESIGN.md §8): DCCS, DRC and GATCluster so far; the
+precise-feature method follows.
 
 Each method is a subpackage `gccluster.baselines.<name>` with
 - `params.py`: its typed params section (`baselines.<name>` in params.yaml), registered into

@@ -1,15 +1,18 @@
-"""What every baseline shares: the training request, the trained result, and how a
-trained model is applied to a split (cluster ids and features)."""
+"""What every baseline shares: the training request, the trained result, how a trained
+model is applied to a split (cluster ids and features) and how a saved one is loaded."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from gccluster.checkpoints import load_checkpoint, load_state_into
+from gccluster.errors import UserError
 from gccluster.runtime import autocast, images_to_tensor, to_model_input
 from gccluster.train.resume import EpochCheckpointer
 
@@ -53,3 +56,14 @@ def apply_model(model: nn.Module, images: np.ndarray, device: torch.device, batc
         ids.append(scores.argmax(dim=1).cpu())
         features.append(feats.float().cpu())
     return torch.cat(ids).numpy(), torch.cat(features).numpy()
+
+
+def load_baseline(path: str | Path, kind: str, model_class: type[nn.Module], title: str) -> nn.Module:
+    """A model written by a `baseline@<name>` stage, rebuilt from its saved `arch`, in eval
+    mode; a file of another kind, a corrupt one or an `arch` the class refuses is one line."""
+    payload = load_checkpoint(path, kind)
+    try:
+        model = model_class(**payload["arch"])
+    except (TypeError, ValueError) as err:
+        raise UserError(f"{path}: cannot rebuild the {title} model from {payload['arch']} ({err})") from None
+    return load_state_into(model, payload, path).eval()

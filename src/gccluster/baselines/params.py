@@ -8,19 +8,22 @@ from pydantic import Field, model_validator
 
 from gccluster.baselines.dccs.params import DCCSConfig
 from gccluster.baselines.drc.params import DRCConfig
+from gccluster.baselines.gatcluster.params import GATClusterConfig
 from gccluster.sections import Section
 
 # Every registered method, in leaderboard order (baselines.registry holds their code).
-METHOD_NAMES = ("dccs", "drc")
+METHOD_NAMES = ("dccs", "drc", "gatcluster")
 
 
 class BaselinesConfig(Section):
     """`run`: the methods `dvc repro` trains (dvc.yaml's `baseline` foreach); one section per
     method, read only by that method's stage (`baseline@<name>`)."""
 
-    run: tuple[Literal["dccs", "drc"], ...] = Field(("dccs", "drc"), description="methods the pipeline trains")
+    run: tuple[Literal["dccs", "drc", "gatcluster"], ...] = Field(("dccs", "drc", "gatcluster"),
+                                                                   description="methods the pipeline trains")
     dccs: DCCSConfig = DCCSConfig()
     drc: DRCConfig = DRCConfig()
+    gatcluster: GATClusterConfig = GATClusterConfig()
 
     @model_validator(mode="after")
     def _check_run(self) -> BaselinesConfig:

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from gccluster.baselines.common import TrainedBaseline, TrainRequest
+from gccluster.baselines.common import TrainedBaseline, TrainRequest, load_baseline
 from gccluster.baselines.dccs.losses import (
     DCCSWeights,
     augmentation_invariance_loss,
@@ -30,7 +30,6 @@ from gccluster.baselines.dccs.losses import (
 )
 from gccluster.baselines.dccs.model import DCCSCritic, DCCSDiscriminator, DCCSEncoder, latent_code, sample_prior
 from gccluster.baselines.dccs.params import DCCSConfig
-from gccluster.checkpoints import load_checkpoint, load_state_into
 from gccluster.data.augment import FusedViews, ViewSpec, kornia_views, resolve_backend, rgb_to_grayscale
 from gccluster.errors import NonFiniteLossError, UserError
 from gccluster.metrics import cluster_balance
@@ -292,13 +291,4 @@ def _critic_step(model, optimizer, batch, cfg: DCCSConfig, weights: DCCSWeights,
 
 def load(path: str | Path) -> DCCSClusterer:
     """The trained model written by the `baseline@dccs` stage."""
-    payload = load_checkpoint(path, CHECKPOINT_KIND)
-    try:
-        model = DCCSClusterer(**payload["arch"])
-    except (TypeError, ValueError) as err:
-        raise UserError(f"{path}: cannot rebuild the DCCS model from {payload['arch']} ({err})") from None
-    return load_state_into(model, payload, path).eval()
-
-
-
-
+    return load_baseline(path, CHECKPOINT_KIND, DCCSClusterer, "DCCS")

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from gccluster.baselines.common import TrainedBaseline, TrainRequest
+from gccluster.baselines.common import TrainedBaseline, TrainRequest, load_baseline
 from gccluster.baselines.drc.losses import (
     assignment_feature_loss,
     assignment_probability_loss,
@@ -27,7 +27,6 @@ from gccluster.baselines.drc.losses import (
 )
 from gccluster.baselines.drc.model import DRCClusterer, original_view
 from gccluster.baselines.drc.params import DRCConfig
-from gccluster.checkpoints import load_checkpoint, load_state_into
 from gccluster.data.augment import AUTO_POLICY, FusedViews, kornia_views, resolve_backend, view_spec
 from gccluster.errors import UserError
 from gccluster.metrics import cluster_balance
@@ -146,9 +145,4 @@ def _step(network, head: int, optimizer, augment, batch, cfg: DRCConfig, device,
 
 def load(path: str | Path) -> DRCClusterer:
     """The trained model written by the `baseline@drc` stage."""
-    payload = load_checkpoint(path, CHECKPOINT_KIND)
-    try:
-        model = DRCClusterer(**payload["arch"])
-    except (TypeError, ValueError) as err:
-        raise UserError(f"{path}: cannot rebuild the DRC model from {payload['arch']} ({err})") from None
-    return load_state_into(model, payload, path).eval()
+    return load_baseline(path, CHECKPOINT_KIND, DRCClusterer, "DRC")

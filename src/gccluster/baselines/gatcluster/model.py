@@ -1,0 +1,142 @@
+"""GATCluster's network (Sec. 3.2, Fig. 2, and the official code's STL-10 config): an image
+feature module (a VGG-style grayscale trunk ending in a 6 x 6 x K map F), a label feature
+module and a Gaussian attention module."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gccluster.data.augment import rgb_to_grayscale
+
+MAP_SIZE = 6  # the attention map's side (the paper's best, Table 4)
+
+# Trunks per input size: 3x3 convolutions (channels as multiples of `width`, padding) with
+# BN and ReLU, "M" a 2x2 max-pool; each ends in a 6 x 6 map, then a 1x1 convolution to K
+# channels with BN and ReLU. 96 px is the official STL-10 trunk (64-128-256 at width 32:
+# 96-90-45-39-19-13-6); 16 and 28 px the specification's small trunks (B5); 32 px, whose
+# architecture the paper left to an unreleased supplement, is ours.
+BACKBONES: dict[int, tuple] = {
+    16: ((1, 1), (1, 1), "M", (2, 0), (2, 1)),  # 16-16-16-8-6-6
+    28: ((1, 0), (1, 0), "M", (2, 0), (2, 0), (2, 0)),  # 28-26-24-12-10-8-6
+    32: ((2, 1), (2, 1), "M", (4, 0), (4, 0), "M"),  # 32-32-32-16-14-12-6
+    96: ((2, 0), (2, 0), (2, 0), "M", (4, 0), (4, 0), (4, 0), "M", (8, 0), (8, 0), (8, 0), "M"),
+}
+
+
+def conv_bn_relu(c_in: int, c_out: int, kernel: int, padding: int, relu: bool = True) -> list[nn.Module]:
+    layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, kernel, padding=padding), nn.BatchNorm2d(c_out)]
+    return layers + [nn.ReLU(inplace=True)] if relu else layers
+
+
+class ImageFeatureModule(nn.Module):
+    """Grayscale images (B, 1, S, S) -> F (B, K, 6, 6), for S in BACKBONES."""
+
+    def __init__(self, image_size: int, n_clusters: int, width: int):
+        super().__init__()
+        if image_size not in BACKBONES:
+            raise ValueError(f"GATCluster has no backbone for {image_size} px (allowed: {sorted(BACKBONES)})")
+        layers: list[nn.Module] = []
+        channels = 1
+        for item in BACKBONES[image_size]:
+            if item == "M":
+                layers.append(nn.MaxPool2d(2))
+                continue
+            multiple, padding = item
+            layers += conv_bn_relu(channels, multiple * width, 3, padding)
+            channels = multiple * width
+        layers += conv_bn_relu(channels, n_clusters, 1, 0)
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def label_mlp(n_clusters: int) -> nn.Sequential:
+    """The code's classifier: Linear(K, K), ReLU, Linear(K, K), softmax (the paper draws one
+    FC layer). Its input dimension is fea_dim, which the code sets to K."""
+    return nn.Sequential(nn.Linear(n_clusters, n_clusters), nn.ReLU(inplace=True), nn.Linear(n_clusters, n_clusters),
+                         nn.Softmax(dim=1))
+
+
+def map_coordinates(size: int) -> torch.Tensor:
+    """u of Eq. 9 on a size x size map, normalised to [0, 1]: (size², 2) rows (x/(size-1),
+    y/(size-1)) in row-major order (x the row, as the code's fea_coords)."""
+    steps = torch.arange(size, dtype=torch.float32) / (size - 1)
+    rows, cols = torch.meshgrid(steps, steps, indexing="ij")
+    return torch.stack([rows.reshape(-1), cols.reshape(-1)], dim=1)
+
+
+def gaussian_attention_map(theta: torch.Tensor, alpha: float, reading: str, size: int = MAP_SIZE) -> torch.Tensor:
+    """Eq. 9 with Σ = δI, from θ (B, 3) in (0, 1) -> A (B, size, size).
+
+    `code` (the official code): μ = (θ0, θ2), δ = θ2, A = exp(-|u - μ|² / (2 α δ + 1e-5)).
+    `paper`: μ = (θ0, θ1), δ = θ2, A = exp(-|u - μ|² / (α δ + 1e-5))."""
+    if reading == "code":
+        mu, denominator = theta[:, [0, 2]], 2 * alpha * theta[:, 2] + 1e-5
+    elif reading == "paper":
+        mu, denominator = theta[:, :2], alpha * theta[:, 2] + 1e-5
+    else:
+        raise ValueError(f"attention must be 'code' or 'paper', got {reading!r}")
+    coords = map_coordinates(size).to(device=theta.device, dtype=theta.dtype)
+    squared = ((coords[None] - mu[:, None, :]) ** 2).sum(dim=2)
+    return torch.exp(-squared / denominator[:, None]).view(-1, size, size)
+
+
+class GATClusterNetwork(nn.Module):
+    """Grayscale images in [-1, 1] -> (l, l^a, g): the label features (B, K), the attention
+    label features (B, K; None without the attention module) and the pooled label-feature
+    map g (B, K), the features the t-SNE shows.
+
+    Label feature module: G = BN(Conv1x1(F)), g = AvgPool(G), l = MLP(g). Attention module:
+    H = ReLU(BN(Conv1x1(F))), θ = sigmoid(Linear(vec H)) (B, 3), A from Eq. 9, the attention
+    feature f^a = Σ_xy G[:, :, x, y] A_xy (a spatial sum, as the code), l^a = MLP_att(f^a)."""
+
+    def __init__(self, image_size: int, n_clusters: int, width: int, attention_module: bool, alpha: float,
+                 attention: str):
+        super().__init__()
+        self.alpha, self.attention = alpha, attention
+        self.trunk = ImageFeatureModule(image_size, n_clusters, width)
+        self.feature_conv = nn.Sequential(*conv_bn_relu(n_clusters, n_clusters, 1, 0, relu=False))
+        self.classifier = label_mlp(n_clusters)
+        self.attention_module = attention_module
+        if attention_module:
+            self.att_conv = nn.Sequential(*conv_bn_relu(n_clusters, n_clusters, 1, 0))
+            self.theta = nn.Sequential(nn.Linear(MAP_SIZE * MAP_SIZE * n_clusters, 3), nn.Sigmoid())
+            self.att_classifier = label_mlp(n_clusters)
+
+    def forward(self, x: torch.Tensor, with_attention: bool = True):
+        features = self.trunk(x)
+        label_map = self.feature_conv(features)
+        pooled = label_map.mean(dim=(2, 3))
+        label_features = self.classifier(pooled)
+        if not (with_attention and self.attention_module):
+            return label_features, None, pooled
+        theta = self.theta(self.att_conv(features).flatten(1))
+        attention_map = gaussian_attention_map(theta, self.alpha, self.attention)
+        attended = (label_map * attention_map[:, None]).sum(dim=(2, 3))
+        return label_features, self.att_classifier(attended), pooled
+
+
+def to_grey_input(x: torch.Tensor) -> torch.Tensor:
+    """The network's input: grayscale for every dataset (the paper: colour cues mislead early
+    training), so RGB images in [-1, 1] are made grey with ITU-R 601 weights."""
+    if x.shape[1] == 3:
+        return rgb_to_grayscale((x + 1) / 2) * 2 - 1
+    return x
+
+
+class GATClusterClusterer(nn.Module):
+    """The trained model: images in [-1, 1] (grey or RGB) -> (l as cluster scores (B, K),
+    pooled label-feature map g (B, K)); argmax l is the cluster, as the paper's inference
+    (the attention module is not used)."""
+
+    def __init__(self, image_size: int, n_clusters: int, width: int, attention_module: bool, alpha: float,
+                 attention: str):
+        super().__init__()
+        self.network = GATClusterNetwork(image_size, n_clusters, width, attention_module, alpha, attention)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        label_features, _, pooled = self.network(to_grey_input(x), with_attention=False)
+        return label_features, pooled
