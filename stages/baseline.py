@@ -1,5 +1,7 @@
 """DVC stage `baseline@<name>`: train one seed method on the train split, score it on the
-test split with the pipeline's metrics -> results/baselines/<name>/ (DESIGN.md §8)."""
+test split with the pipeline's metrics -> results/baselines/<name>/ (DESIGN.md §8): model.pt,
+loss.csv, metrics.json and figures/ (clusters.png: the first test images of each predicted
+cluster, one row per cluster; and the method's own grids)."""
 
 import time
 from pathlib import Path
@@ -14,12 +16,14 @@ from gccluster.checkpoints import save_checkpoint
 from gccluster.config import load_params
 from gccluster.data.prepare import load_prepared
 from gccluster.errors import UserError, stage_errors
-from gccluster.io import write_epoch_curves, write_json
+from gccluster.figures import first_per_cluster, save_cluster_grid
+from gccluster.io import atomic_dir, write_epoch_curves, write_json
 from gccluster.metrics import cluster_balance, clustering_scores
 from gccluster.runtime import derive_seed, resolve_device, seed_everything
 from gccluster.train.resume import EpochCheckpointer
 
 app = typer.Typer(add_completion=False)
+CLUSTER_GRID_PER_CLUSTER = 10
 
 
 @app.command()
@@ -58,6 +62,14 @@ def main(
         files = paths.BaselinePaths(name)
         write_epoch_curves(files.loss, **result.curves)
         save_checkpoint(files.model, method.CHECKPOINT_KIND, result.model, result.arch, config)
+        # results/baselines/<name>/figures (dvc.yaml's plots); in paths.BaselinePaths once
+        # paths.py next changes (an edit there reruns every stage of the pipeline).
+        with atomic_dir(files.dir / "figures") as folder:
+            save_cluster_grid(first_per_cluster(data.test.images, predicted, data.meta["n_classes"],
+                                                CLUSTER_GRID_PER_CLUSTER), CLUSTER_GRID_PER_CLUSTER,
+                              folder / "clusters.png")
+            for figure, (images, per_row) in result.figures.items():
+                save_cluster_grid(images, per_row, folder / f"{figure}.png")
         write_json(files.metrics, metrics)
         checkpointer.clear()
         ended = result.summary.get("stop_reason")

@@ -34,10 +34,12 @@ TINY_OVERRIDES = {
     },
     "evaluate": {"pixel_kmeans_n_init": 1},
     "figures": {"tsne_samples": 100, "grid_per_cluster": 2},
-    "baselines": {"run": ["dccs", "drc", "gatcluster"],
+    "baselines": {"run": ["dccs", "drc", "gatcluster", "precise"],
                   "dccs": {"batch_size": 32, "max_encoder_steps": 5, "check_every": 5},
                   "drc": {"batch_size": 32, "epochs": 1, "width": 8, "overcluster_k": 8},
-                  "gatcluster": {"iterations": 2, "big_batch": 200, "repeats": 1, "width": 4, "kmeans_n_init": 2}},
+                  "gatcluster": {"iterations": 2, "big_batch": 200, "repeats": 1, "width": 4, "kmeans_n_init": 2},
+                  "precise": {"iterations": 4, "tau": 2, "log_every": 2, "width": 2, "batch_size": 32,
+                              "probe_images": 50}},
 }
 
 

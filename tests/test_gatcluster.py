@@ -10,7 +10,7 @@ import torch
 
 from baseline_helpers import assert_checkpoint_round_trip, assert_same_model, images, resumed_after_interruption
 from baseline_helpers import request as baseline_request
-from gccluster.baselines.common import apply_model
+from gccluster.baselines.common import ShuffledBatches, apply_model
 from gccluster.baselines.gatcluster import method as gat
 from gccluster.baselines.gatcluster.losses import (
     EPS,
@@ -207,12 +207,12 @@ def test_views_flip_clothing_but_not_digits():
 
 def test_big_batches_cover_every_image_once_per_pass_and_skip_a_too_small_remainder():
     generator = torch.Generator().manual_seed(0)
-    batches = gat.BigBatches()
+    batches = ShuffledBatches()
     first, second = batches.next(25, 10, 4, generator), batches.next(25, 10, 4, generator)
     third = batches.next(25, 10, 4, generator)  # 5 left >= 4: a smaller last batch
     assert [len(first), len(second), len(third)] == [10, 10, 5]
     assert sorted(torch.cat([first, second, third]).tolist()) == list(range(25))
-    batches = gat.BigBatches()
+    batches = ShuffledBatches()
     for _ in range(2):
         batches.next(23, 10, 4, generator)
     fresh = batches.next(23, 10, 4, generator)  # 3 left < 4: a new pass

@@ -8,7 +8,7 @@ import pytest
 from conftest import run
 
 STAGES = ("data", "pretrain", "pseudolabel", "diffusion", "diffusion_samples", "round@r1", "round@r2", "evaluate",
-          "figures", "baseline@dccs", "baseline@drc", "baseline@gatcluster", "report")
+          "figures", "baseline@dccs", "baseline@drc", "baseline@gatcluster", "baseline@precise", "report")
 AFTER_ROUNDS = {"round@r1", "round@r2", "evaluate", "figures", "report"}
 
 
@@ -65,6 +65,14 @@ def test_repro_then_noop_then_param_experiment(project):
     assert f"| GATCluster | {gat['acc']:.4f} | {gat['nmi']:.4f} | {gat['ari']:.4f} |" in report
     gat_loss = (project / "results" / "baselines" / "gatcluster" / "loss.csv").read_text().splitlines()
     assert gat_loss[0] == "epoch,loss,t,e,e_att,r,a,balance,fallback,steps" and len(gat_loss) == 1 + 2
+    pfca = json.loads((project / "results" / "baselines" / "precise" / "metrics.json").read_text())
+    assert pfca["training"]["iterations"] == 4 and pfca["training"]["critic_steps"] == 4 * 5
+    assert f"| Precise feature | {pfca['acc']:.4f} | {pfca['nmi']:.4f} | {pfca['ari']:.4f} |" in report
+    pfca_loss = (project / "results" / "baselines" / "precise" / "loss.csv").read_text().splitlines()
+    assert pfca_loss[0].startswith("epoch,loss,reality,entropy,critic,wasserstein") and len(pfca_loss) == 1 + 2
+    for name in ("dccs", "drc", "gatcluster", "precise"):
+        figures = sorted(p.name for p in (project / "results" / "baselines" / name / "figures").iterdir())
+        assert figures == (["clusters.png", "samples.png"] if name == "precise" else ["clusters.png"]), name
 
     second = run(["dvc", "repro"], project)
     assert ran_stages(second.stdout) == set()

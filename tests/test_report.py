@@ -67,11 +67,16 @@ def test_leaderboard_puts_baselines_beside_gcc_and_the_papers_numbers():
     meta = {"dataset": "fashion_mnist", "n_train": 60000, "n_test": 10000, "image_size": 28, "protocol": "train"}
     drc = {**BASELINE_SCORES, "acc": 0.5, "training": {"epochs": 30, "wall_seconds": 90.0}}
     gat = {**BASELINE_SCORES, "acc": 0.6, "training": {"iterations": 40, "wall_seconds": 30.0}}
+    pfca = {**BASELINE_SCORES, "acc": 0.3, "training": {"iterations": 9000, "paper_fraction": 0.01,
+                                                        "wall_seconds": 2400.0}}
     text = render_report(metrics, meta, {"pretrain": {"backbone": "small_cnn"}}, None,
-                         {"dccs": BASELINE_SCORES, "drc": drc, "gatcluster": gat})
+                         {"dccs": BASELINE_SCORES, "drc": drc, "gatcluster": gat, "precise": pfca})
     assert "| DCCS | 0.9100 | 0.8500 | 0.8000 | 1500 encoder steps; 160 s; stopped: flat |" in text
     assert "| DRC | 0.5000 | 0.8500 | 0.8000 | 30 epochs; 90 s |" in text
     assert "| GATCluster | 0.6000 | 0.8500 | 0.8000 | 40 iterations; 30 s |" in text
+    assert "| Precise feature | 0.3000 | 0.8500 | 0.8000 | 9000 iterations; 1.00% of the paper's budget; 2400 s |" in text
+    assert ("| Precise feature (paper) | 0.7210 | 0.7190 | 0.5550 | Table II, median of 10, `train` (same protocol as "
+            "this run); median of runs |") in text
     assert ("| DCCS (paper) | 0.7560 | 0.7040 | 0.6230 | Table 2, `train+test` (other protocol than this run); "
             "best epoch or best of runs |") in text
     assert text.index("## Leaderboard") < text.index("## Per-round progression")

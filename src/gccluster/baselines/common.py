@@ -1,8 +1,11 @@
-"""What every baseline shares: the training request, the trained result, how a trained
-model is applied to a split (cluster ids and features) and how a saved one is loaded."""
+"""What every baseline shares: the training request, the trained result, resume state and
+its periodic saving, shuffled batches, how a trained model is applied to a split (cluster ids
+and features) and how a saved one is loaded."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,7 +17,7 @@ from torch import nn
 from gccluster.checkpoints import load_checkpoint, load_state_into
 from gccluster.errors import UserError
 from gccluster.runtime import autocast, images_to_tensor, to_model_input
-from gccluster.train.resume import EpochCheckpointer
+from gccluster.train.resume import EpochCheckpointer, ResumeState
 
 
 @dataclass
@@ -35,12 +38,65 @@ class TrainRequest:
 class TrainedBaseline:
     """`model` maps images in [-1, 1] to (cluster scores (B, K), features (B, D));
     `arch` rebuilds it; `curves` are per-epoch columns for loss.csv (every loss part and the
-    cluster balance); `summary` says how training ended (steps, stop reason, ...)."""
+    cluster balance); `summary` says how training ended (steps, stop reason, ...); `figures`
+    are a method's own image grids (name -> (uint8 images (N, H, W, C), images per row)),
+    written as results/baselines/<name>/figures/<name>.png."""
 
     model: nn.Module
     arch: dict
     curves: dict[str, list]
     summary: dict[str, Any] = field(default_factory=dict)
+    figures: dict[str, tuple[np.ndarray, int]] = field(default_factory=dict)
+
+
+def restore_training(request: TrainRequest, stateful: dict[str, Any], curves: Iterable[str]) -> ResumeState:
+    """The resume state of an interrupted run of the same inputs (the request's checkpointer
+    decides), or a fresh one; either way with an empty list for every curve it lacks."""
+    state = ResumeState(history={name: [] for name in curves})
+    if request.checkpointer is not None:
+        state = request.checkpointer.restore(stateful, request.generator)
+    for name in curves:
+        state.history.setdefault(name, [])
+    return state
+
+
+class PeriodicSaver:
+    """Writes the resume state at an epoch (or iteration) end at most every `every_s` seconds
+    of training, never after the last one (the stage's outputs follow at once)."""
+
+    def __init__(self, request: TrainRequest, stateful: dict[str, Any], state: ResumeState, every_s: float):
+        self.checkpointer, self.generator = request.checkpointer, request.generator
+        self.stateful, self.state, self.every_s = stateful, state, every_s
+        self.last = time.monotonic()
+
+    def maybe_save(self, finished: bool) -> None:
+        if self.checkpointer is None or finished or time.monotonic() - self.last < self.every_s:
+            return
+        self.checkpointer.save(self.stateful, self.generator, self.state)
+        self.last = time.monotonic()
+
+
+class ShuffledBatches:
+    """Consecutive slices of a shuffled order of the train images, a new shuffle when a pass
+    is used up or what is left of it is below `minimum` (GATCluster's big batches; full
+    batches only with minimum = size). Its position is part of the resume state."""
+
+    def __init__(self):
+        self.order: torch.Tensor | None = None
+        self.position = 0
+
+    def next(self, n_images: int, size: int, minimum: int, generator: torch.Generator) -> torch.Tensor:
+        if self.order is None or n_images - self.position < minimum:
+            self.order, self.position = torch.randperm(n_images, generator=generator), 0
+        batch = self.order[self.position : self.position + size]
+        self.position += len(batch)
+        return batch
+
+    def state_dict(self) -> dict:
+        return {"order": self.order, "position": self.position}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.order, self.position = state["order"], state["position"]
 
 
 @torch.no_grad()

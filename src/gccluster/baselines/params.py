@@ -9,21 +9,23 @@ from pydantic import Field, model_validator
 from gccluster.baselines.dccs.params import DCCSConfig
 from gccluster.baselines.drc.params import DRCConfig
 from gccluster.baselines.gatcluster.params import GATClusterConfig
+from gccluster.baselines.precise.params import PreciseConfig
 from gccluster.sections import Section
 
 # Every registered method, in leaderboard order (baselines.registry holds their code).
-METHOD_NAMES = ("dccs", "drc", "gatcluster")
+METHOD_NAMES = ("dccs", "drc", "gatcluster", "precise")
 
 
 class BaselinesConfig(Section):
     """`run`: the methods `dvc repro` trains (dvc.yaml's `baseline` foreach); one section per
     method, read only by that method's stage (`baseline@<name>`)."""
 
-    run: tuple[Literal["dccs", "drc", "gatcluster"], ...] = Field(("dccs", "drc", "gatcluster"),
-                                                                   description="methods the pipeline trains")
+    run: tuple[Literal["dccs", "drc", "gatcluster", "precise"], ...] = Field(
+        ("dccs", "drc", "gatcluster", "precise"), description="methods the pipeline trains")
     dccs: DCCSConfig = DCCSConfig()
     drc: DRCConfig = DRCConfig()
     gatcluster: GATClusterConfig = GATClusterConfig()
+    precise: PreciseConfig = PreciseConfig()
 
     @model_validator(mode="after")
     def _check_run(self) -> BaselinesConfig:

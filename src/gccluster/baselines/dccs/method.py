@@ -12,13 +12,12 @@ one for C. Read-out: argmax of the category logits.
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from gccluster.baselines.common import TrainedBaseline, TrainRequest, load_baseline
+from gccluster.baselines.common import PeriodicSaver, TrainedBaseline, TrainRequest, load_baseline, restore_training
 from gccluster.baselines.dccs.losses import (
     DCCSWeights,
     augmentation_invariance_loss,
@@ -35,7 +34,6 @@ from gccluster.errors import NonFiniteLossError, UserError
 from gccluster.metrics import cluster_balance
 from gccluster.runtime import autocast, conv_memory_format, images_to_tensor, progress, step_generator, to_model_input
 from gccluster.train.optim import EpochLosses
-from gccluster.train.resume import ResumeState
 
 CURVES = ("loss", "mi", "aug", "adv_encoder", "critic", "wasserstein", "balance", "encoder_steps")
 HINT = "lower baselines.dccs.lr"
@@ -158,20 +156,16 @@ def train(request: TrainRequest) -> TrainedBaseline:
                else kornia_views(spec, size)).to(device)
 
     counters, plateau = _Counters(), WassersteinPlateau(cfg.stop_patience, cfg.stop_tolerance)
-    state = ResumeState(history={name: [] for name in CURVES})
     stateful = {"model": model, "optimizer_q": optimizer_q, "optimizer_c": optimizer_c, "counters": counters,
                 "plateau": plateau}
-    if request.checkpointer is not None:
-        state = request.checkpointer.restore(stateful, generator)
+    state = restore_training(request, stateful, CURVES)
     history = state.history
-    for name in CURVES:
-        history.setdefault(name, [])
 
     images = images_to_tensor(request.images, device)
     steps_per_epoch = n_images // batch_size
     cycle = cfg.n_critic + 1
     bar = progress(None, total=cfg.max_encoder_steps, initial=counters.encoder_steps, desc="dccs encoder steps")
-    last_save = time.monotonic()
+    saver = PeriodicSaver(request, stateful, state, SAVE_EVERY_S)
     model.train()
     epoch = state.epoch
     while not counters.stop_reason:
@@ -211,10 +205,7 @@ def train(request: TrainRequest) -> TrainedBaseline:
         state.epoch = epoch
         if hasattr(bar, "set_postfix"):
             bar.set_postfix(w=f"{history['wasserstein'][-1]:.3f}", balance=f"{history['balance'][-1]:.3f}")
-        if (request.checkpointer is not None and not counters.stop_reason
-                and time.monotonic() - last_save >= SAVE_EVERY_S):
-            request.checkpointer.save(stateful, generator, state)
-            last_save = time.monotonic()
+        saver.maybe_save(finished=bool(counters.stop_reason))
     bar.close()
     model.cpu()
     summary = {

@@ -12,13 +12,12 @@ epoch's network is the result. Read-out: argmax of the main head on the test vie
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from gccluster.baselines.common import TrainedBaseline, TrainRequest, load_baseline
+from gccluster.baselines.common import PeriodicSaver, TrainedBaseline, TrainRequest, load_baseline, restore_training
 from gccluster.baselines.drc.losses import (
     assignment_feature_loss,
     assignment_probability_loss,
@@ -32,7 +31,6 @@ from gccluster.errors import UserError
 from gccluster.metrics import cluster_balance
 from gccluster.runtime import autocast, conv_memory_format, images_to_tensor, progress, step_generator, to_model_input
 from gccluster.train.optim import EpochLosses
-from gccluster.train.resume import ResumeState
 
 PARTS = ("loss", "af", "ap", "cr")
 CURVES = (*PARTS, "logit_norm", "balance", *(f"{name}_over" for name in PARTS))
@@ -74,19 +72,15 @@ def train(request: TrainRequest) -> TrainedBaseline:
     augment = (FusedViews(spec) if resolve_backend("auto", device.type) == "fused"
                else kornia_views(spec, size)).to(device)
 
-    state = ResumeState(history={name: [] for name in CURVES})
     stateful = {"model": clusterer, "optimizer": optimizer}
-    if request.checkpointer is not None:
-        state = request.checkpointer.restore(stateful, generator)
+    state = restore_training(request, stateful, CURVES)
     history = state.history
-    for name in CURVES:
-        history.setdefault(name, [])
 
     images = images_to_tensor(request.images, device)
     steps_per_pass = n_images // cfg.batch_size
     # PICA trains its heads in the order listed, [70, K]: the over-clustering head first.
     heads = [1, 0] if len(network.heads) == 2 else [0]
-    last_save = time.monotonic()
+    saver = PeriodicSaver(request, stateful, state, SAVE_EVERY_S)
     network.train()
     for epoch in progress(range(state.epoch, cfg.epochs), initial=state.epoch, total=cfg.epochs, desc="drc epochs"):
         draw = step_generator(generator, device)
@@ -109,10 +103,7 @@ def train(request: TrainRequest) -> TrainedBaseline:
         history["logit_norm"].append(norms.mean())
         history["balance"].append(round(cluster_balance(counts.cpu().numpy()), 4))
         state.epoch = epoch + 1
-        if (request.checkpointer is not None and state.epoch < cfg.epochs
-                and time.monotonic() - last_save >= SAVE_EVERY_S):
-            request.checkpointer.save(stateful, generator, state)
-            last_save = time.monotonic()
+        saver.maybe_save(finished=state.epoch >= cfg.epochs)
     clusterer.cpu()
     curves = {name: values for name, values in history.items() if values}
     summary = {"epochs": cfg.epochs, "steps": cfg.epochs * steps_per_pass * len(heads), "heads": len(heads)}

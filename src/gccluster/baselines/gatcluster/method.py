@@ -14,14 +14,20 @@ un-augmented test images.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import kornia.augmentation as K
 import torch
 from torch import nn
 
-from gccluster.baselines.common import TrainedBaseline, TrainRequest, load_baseline
+from gccluster.baselines.common import (
+    PeriodicSaver,
+    ShuffledBatches,
+    TrainedBaseline,
+    TrainRequest,
+    load_baseline,
+    restore_training,
+)
 from gccluster.baselines.gatcluster.losses import (
     attention_loss,
     attention_target,
@@ -39,7 +45,6 @@ from gccluster.errors import UserError
 from gccluster.metrics import cluster_balance
 from gccluster.runtime import autocast, conv_memory_format, images_to_tensor, progress, to_model_input
 from gccluster.train.optim import EpochLosses
-from gccluster.train.resume import ResumeState
 
 PARTS = ("loss", "t", "e", "e_att", "r", "a")
 CURVES = (*PARTS, "balance", "fallback", "steps")
@@ -61,29 +66,6 @@ def augmented_views(cfg: GATClusterConfig, dataset: str, channels: int) -> nn.Mo
         ops.append(K.ColorJitter(brightness=cfg.jitter, contrast=cfg.jitter, hue=hue, p=1.0))
     ops.append(K.RandomAffine(degrees=10.0, translate=(0.1, 0.1), scale=(0.8, 1.2), shear=10.0, p=1.0))
     return nn.Sequential(*ops)
-
-
-class BigBatches:
-    """Algorithm 1's big batches: consecutive slices of M from a shuffled order of the train
-    images, a new shuffle when a pass is used up (or what is left is below `minimum`).
-    Its position is part of the resume state."""
-
-    def __init__(self):
-        self.order: torch.Tensor | None = None
-        self.position = 0
-
-    def next(self, n_images: int, size: int, minimum: int, generator: torch.Generator) -> torch.Tensor:
-        if self.order is None or n_images - self.position < minimum:
-            self.order, self.position = torch.randperm(n_images, generator=generator), 0
-        batch = self.order[self.position : self.position + size]
-        self.position += len(batch)
-        return batch
-
-    def state_dict(self) -> dict:
-        return {"order": self.order, "position": self.position}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.order, self.position = state["order"], state["position"]
 
 
 def model_arch(request: TrainRequest) -> dict:
@@ -111,17 +93,13 @@ def train(request: TrainRequest) -> TrainedBaseline:
     augment = augmented_views(cfg, request.dataset, channels).to(device)
     weights = cfg.weights()
 
-    batches = BigBatches()
-    state = ResumeState(history={name: [] for name in CURVES})
+    batches = ShuffledBatches()
     stateful = {"model": clusterer, "optimizer": optimizer, "batches": batches}
-    if request.checkpointer is not None:
-        state = request.checkpointer.restore(stateful, generator)
+    state = restore_training(request, stateful, CURVES)
     history = state.history
-    for name in CURVES:
-        history.setdefault(name, [])
 
     images = images_to_tensor(request.images, device)
-    last_save = time.monotonic()
+    saver = PeriodicSaver(request, stateful, state, SAVE_EVERY_S)
     for iteration in progress(range(state.epoch, cfg.iterations), initial=state.epoch, total=cfg.iterations,
                               desc="gatcluster iterations"):
         batch = images[batches.next(n_images, big_batch, minimum, generator).to(device)].float() / 255.0
@@ -145,10 +123,7 @@ def train(request: TrainRequest) -> TrainedBaseline:
         history["fallback"].append(int(targets["fallback"]))
         history["steps"].append(cfg.repeats * per_pass)
         state.epoch = iteration + 1
-        if (request.checkpointer is not None and state.epoch < cfg.iterations
-                and time.monotonic() - last_save >= SAVE_EVERY_S):
-            request.checkpointer.save(stateful, generator, state)
-            last_save = time.monotonic()
+        saver.maybe_save(finished=state.epoch >= cfg.iterations)
     clusterer.cpu().eval()
     curves = {name: values for name, values in history.items() if values}
     summary = {"iterations": cfg.iterations, "steps": int(sum(history["steps"])), "big_batch": big_batch,
