@@ -65,6 +65,23 @@ def test_critic_loss_of_a_linear_critic_is_eq_5_with_the_analytic_gradient_norm(
     assert torch.allclose(critic.w.grad, grad, rtol=1e-6)
 
 
+def test_the_penalty_is_taken_on_one_interpolate_per_pair():
+    """A critic that records what it sees: real, fake, then x̂ = ε x + (1 − ε) x̃ with one
+    ε in [0, 1] per pair (Algorithm 1, line 7)."""
+    seen = []
+
+    def critic(x):
+        seen.append(x.detach().clone())
+        return (x**2).flatten(1).sum(1)  # not linear: the penalty depends on where x̂ lies
+
+    real, fake = torch.rand(6, 1, 3, 3, dtype=torch.float64), torch.rand(6, 1, 3, 3, dtype=torch.float64)
+    critic_loss(critic, real, fake, gp_lambda=1.0, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(seen[0], real) and torch.equal(seen[1], fake)
+    epsilon = ((seen[2] - fake) / (real - fake)).flatten(1)
+    assert torch.allclose(epsilon, epsilon[:, :1].expand_as(epsilon), atol=1e-9)
+    assert float(epsilon.min()) >= 0.0 and float(epsilon.max()) <= 1.0 and epsilon[:, 0].std() > 0
+
+
 def test_critic_loss_trains_the_critic_only():
     fake = torch.rand(4, 1, 2, 2, requires_grad=True)
     critic = LinearCritic(torch.ones(4), 0.0)
@@ -97,19 +114,19 @@ def test_generator_loss_is_eq_7():
                                               (90, 30, 10 * 1.2**3), (899_999, 30_000, 10 * 1.2**29)])
 def test_eta_is_the_codes_staircase_not_a_compounding_product(t, tau, expected):
     assert eta_schedule(t, 10.0, 1.2, tau) == pytest.approx(expected, rel=1e-12)
-    compounding = 10.0
-    for step in range(1, 91):
-        compounding *= 1.2 ** (step // 30)  # the printed Eq. 8 read literally
-    assert compounding > 1e6 * eta_schedule(90, 10.0, 1.2, 30)
 
 
 def test_params_resolve_tau_and_the_codes_doubling():
-    assert PreciseConfig(iterations=900_000).resolved_tau() == 30_000  # the paper's ratio
-    assert PreciseConfig(iterations=600).resolved_tau() == 20
+    for n, steps in ((600, 29), (900_000, 29), (10_000, 29), (601, 28), (31, 15)):
+        tau = PreciseConfig(iterations=n).resolved_tau()
+        assert tau == -(-n // 30) and (n - 1) // tau == steps  # at most the paper's 29 steps of γ
+    assert PreciseConfig(iterations=900_000).resolved_tau() == 30_000  # the paper's τ
     paper = PreciseConfig(iterations=30)
     assert {paper.steps_at(t) for t in range(30)} == {(5, 4)}
     code = PreciseConfig(iterations=30, n_class=2, double_at=1 / 3)
     assert [code.steps_at(t) for t in (0, 9, 10, 29)] == [(5, 2), (5, 2), (10, 4), (10, 4)]
+    code = PreciseConfig(iterations=900_000, n_class=2, double_at=0.333333)
+    assert code.steps_at(299_999) == (5, 2) and code.steps_at(300_000) == (10, 4)  # the code's ITERS / 3
 
 
 def test_params_refuse_sizes_without_a_layout_and_a_budget_too_short_for_tau():
@@ -149,9 +166,8 @@ def test_the_16px_layout_is_the_usps_rule():
 
 
 def test_initialisation_is_tflibs():
-    g = PreciseGenerator(28, 1, 10, width=64, noise_dim=128)
+    g = PreciseGenerator(28, 1, 10, width=64, noise_dim=128)  # the constructors initialise
     d = PreciseCritic(28, 1, width=64)
-    tflib_init(g)
     # deconv 256 -> 128, k 5, s 2: fan_in 256·25/4, fan_out 128·25; conv 64 -> 128, s 2
     assert float(g.deconv1.weight.std()) == pytest.approx(math.sqrt(4 / (256 * 25 / 4 + 128 * 25)), rel=0.02)
     assert float(d.trunk.convs[1].weight.std()) == pytest.approx(math.sqrt(4 / (64 * 25 + 128 * 25 / 4)), rel=0.02)
@@ -159,6 +175,10 @@ def test_initialisation_is_tflibs():
     bound = math.sqrt(3) * math.sqrt(2 / (138 + 4096))
     assert float(g.input.weight.abs().max()) <= bound
     assert all(float(m.bias.abs().max()) == 0.0 for m in (g.input, g.deconv1, d.output))
+    c = PreciseClassifier(28, 1, 64, 10)
+    saved = c.output.weight.clone()
+    tflib_init(c)  # the same distribution again: a redraw, not the PyTorch default
+    assert float(c.output.weight.std()) == pytest.approx(float(saved.std()), rel=0.05)
 
 
 def test_the_generator_step_moves_g_only_through_a_frozen_critic_and_classifier():
@@ -201,8 +221,31 @@ def test_the_classifier_trains_on_generated_images_only(monkeypatch):
         assert float((x * 255 - (x * 255).round()).abs().max()) > 1e-3
 
 
-def test_training_runs_its_iterations_and_logs_every_curve():
-    result = precise.train(request(PreciseConfig(**TINY)))
+def count_steps(monkeypatch) -> dict:
+    """Wrap the loop's critic and classifier steps to count the calls the loop makes."""
+    calls = {"critic": 0, "classifier": 0, "real": []}
+    for name in ("critic", "classifier"):
+        step = getattr(precise, f"_{name}_step")
+
+        def counted(*args, _step=step, _name=name, **kwargs):
+            calls[_name] += 1
+            if _name == "critic":
+                calls["real"].append(args[2].clone())
+            return _step(*args, **kwargs)
+
+        monkeypatch.setattr(precise, f"_{name}_step", counted)
+    return calls
+
+
+def test_training_runs_its_iterations_and_logs_every_curve(monkeypatch):
+    calls = count_steps(monkeypatch)
+    pictures = images(count=40)
+    result = precise.train(request(PreciseConfig(**TINY), pictures=pictures))
+    assert calls["critic"] == 4 * 2 and calls["classifier"] == 4 * 2
+    # Each critic step takes the next full batch of a shuffled pass: 5 batches of 8 cover the
+    # 40 train images once.
+    rows = sorted(tuple((x * 255).round().flatten().tolist()) for x in torch.cat(calls["real"][:5]))
+    assert rows == sorted(tuple(p.transpose(2, 0, 1).flatten().astype(float).tolist()) for p in pictures)
     assert result.curves["iteration"] == [2, 4]
     assert result.curves["eta"] == [pytest.approx(10.0), pytest.approx(12.0)]  # η at t = 1 and t = 3, τ = 2
     for name in precise.CURVES:
@@ -216,9 +259,11 @@ def test_training_runs_its_iterations_and_logs_every_curve():
     assert ids.shape == (10,) and set(ids) <= set(range(4)) and features.shape == (10, 4 * 4 * 4 * 2)
 
 
-def test_the_codes_doubling_counts_its_steps():
+def test_the_codes_doubling_doubles_the_steps_the_loop_runs(monkeypatch):
+    calls = count_steps(monkeypatch)
     result = precise.train(request(PreciseConfig(**{**TINY, "double_at": 0.5})))
-    assert result.summary["critic_steps"] == 2 * 2 + 2 * 4 and result.summary["classifier_steps"] == 12
+    assert (calls["critic"], calls["classifier"]) == (2 * 2 + 2 * 4, 2 * 2 + 2 * 4)
+    assert result.summary["critic_steps"] == calls["critic"] and result.summary["classifier_steps"] == 12
 
 
 def test_colour_and_28px_images_train():

@@ -20,7 +20,7 @@ def critic_loss(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor, gp_la
     real, fake: (n, C, H, W); `fake` is detached (this loss trains D only). Returns
     (L_D, the Wasserstein estimate E_r D − E_g D, the penalty without λ), the last two
     detached: the estimate is the label-free curve the paper plots as the Earth Mover
-    distance (Fig. 3b, f)."""
+    distance (Fig. 3b, f; ours is measured on the training batches, before each update)."""
     fake = fake.detach()
     real_scores, fake_scores = critic(real).float(), critic(fake).float()
     penalty = gradient_penalty(critic, real, fake, generator=generator).float()

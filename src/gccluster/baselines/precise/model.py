@@ -30,13 +30,15 @@ LAYOUTS = {
 
 
 def _deconv(in_channels: int, out_channels: int, stride: int) -> nn.ConvTranspose2d:
-    """TensorFlow's 'SAME' transposed conv: the output is `stride` times the input."""
+    """A transposed conv whose output is `stride` times the input, as TensorFlow's 'SAME' (TF
+    pads stride-2 layers one pixel more after than before; symmetric here: same shapes, a
+    one-pixel shift of the learned filters)."""
     return nn.ConvTranspose2d(in_channels, out_channels, KERNEL, stride=stride, padding=2,
                               output_padding=stride - 1)
 
 
 def _conv(in_channels: int, out_channels: int, stride: int) -> nn.Conv2d:
-    """'SAME' conv: ceil(input / stride) outputs."""
+    """A conv with ceil(input / stride) outputs, as TensorFlow's 'SAME' (padded symmetrically)."""
     return nn.Conv2d(in_channels, out_channels, KERNEL, stride=stride, padding=2)
 
 

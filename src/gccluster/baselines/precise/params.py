@@ -30,12 +30,13 @@ class PreciseConfig(Section):
     gp_lambda: float = Field(100.0, ge=0.0, description="λ of Eq. 5 (paper: 100)")
     eta0: float = Field(10.0, gt=0.0, description="η_0 of Eq. 7-8 (paper: 10)")
     gamma: float = Field(1.2, gt=0.0, description="γ of Eq. 8 (paper: 1.2)")
-    # τ of Eq. 8; null = iterations / 30, so that η climbs its 30 steps (10 -> ~2,000) within
-    # the budget, as the authors scaled it for ORL (30k iterations, τ = 1,000); the paper's
-    # own is 30,000 for 900,000 iterations, i.e. the same ratio.
-    tau: int | None = Field(None, ge=1, description="τ of Eq. 8; null = iterations / 30")
+    # τ of Eq. 8; null = ceil(iterations / 30), so that η climbs the paper's 29 steps of γ
+    # (10 -> 10·1.2^29 ≈ 1,980 at the last update) within the budget, as the authors scaled
+    # it for ORL (30k iterations, τ = 1,000); the paper's own is 30,000 for 900,000.
+    tau: int | None = Field(None, ge=1, description="τ of Eq. 8; null = ceil(iterations / 30)")
     # Steps per generator iteration: the paper's N_critic = 5, N_class = 4. The code runs 5
-    # and 2 and doubles both at a third of the run: n_class 2, double_at 0.3333.
+    # and 2 and doubles both at a third of the run: n_class 2, double_at 0.333333 (the
+    # doubling starts at round(double_at · N), so N / 3 exactly for the code's 900,000).
     n_critic: int = Field(5, ge=1, description="critic steps per generator step (paper: 5)")
     n_class: int = Field(4, ge=1, description="classifier steps per generator step (paper: 4; code: 2)")
     double_at: float | None = Field(None, gt=0.0, le=1.0,
@@ -61,12 +62,12 @@ class PreciseConfig(Section):
         return self
 
     def resolved_tau(self) -> int:
-        return self.tau if self.tau is not None else max(1, self.iterations // 30)
+        return self.tau if self.tau is not None else -(-self.iterations // 30)
 
     def steps_at(self, iteration: int) -> tuple[int, int]:
         """(critic steps, classifier steps) before generator update `iteration` (0-based): the
         code doubles both from iteration `double_at` * N on."""
-        doubled = self.double_at is not None and iteration >= int(self.double_at * self.iterations)
+        doubled = self.double_at is not None and iteration >= round(self.double_at * self.iterations)
         factor = 2 if doubled else 1
         return self.n_critic * factor, self.n_class * factor
 
