@@ -1,4 +1,6 @@
-"""DVC stage `evaluate`: test-split ACC/NMI/ARI of every model -> results/metrics.json."""
+"""DVC stage `evaluate`: test-split ACC/NMI/ARI and label-free diagnostics of every model ->
+results/metrics.json; each image's cluster under Stage I's head and the final round ->
+results/assignments/{cluster_head,gcc}.csv."""
 
 from pathlib import Path
 
@@ -8,7 +10,8 @@ from gccluster import paths
 from gccluster.config import load_params, round_chain
 from gccluster.data.prepare import load_prepared
 from gccluster.errors import stage_errors
-from gccluster.evaluation import metrics_by_round, round_metrics, stage_one_metrics
+from gccluster.assignments import assignment_rows, write_assignments
+from gccluster.evaluation import head_assignments, metrics_by_round, round_metrics, stage_one_metrics
 from gccluster.io import read_npz, write_csv, write_json
 from gccluster.features import kmeans_space_encoder
 from gccluster.models.loading import load_clustering_branch, load_projector
@@ -34,13 +37,20 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params")) -> None:
         )
         metrics = dict(stage_one)
         chain = round_chain(params.gcc.rounds)
-        rounds = round_metrics(data, chain, device, params.evaluate.batch_size)
+        rounds = round_metrics(data, chain, device, params.evaluate.batch_size, params.base.seed)
         metrics["rounds"] = rounds
-        metrics["final"] = {k: rounds[chain[-1]][k] for k in ("acc", "nmi", "ari")}
+        metrics["final"] = {k: v for k, v in rounds[chain[-1]].items()
+                            if k not in ("heldout_agreement", "train_bank_fit")}
+        final = paths.RoundPaths(chain[-1])
+        for method, (backbone_file, head_file) in zip(
+                paths.GCC_ASSIGNMENT_METHODS, ((paths.BACKBONE, paths.CLUSTER_HEAD), (final.backbone, final.cluster_head))):
+            branch = load_clustering_branch(backbone_file, head_file)
+            rows = assignment_rows(data, head_assignments(*branch, device, params.evaluate.batch_size))
+            write_assignments(paths.assignments_file(method), rows)
         write_csv(paths.METRICS_BY_ROUND, metrics_by_round(metrics, rounds))
         write_json(paths.METRICS, metrics)
         for name, scores in [*stage_one.items(), *rounds.items()]:
-            print(f"{name:>15}: " + "  ".join(f"{k}={v:.4f}" for k, v in scores.items()))
+            print(f"{name:>15}: " + "  ".join(f"{k}={v:.4f}" for k, v in scores.items() if isinstance(v, float)))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
-"""DVC stage `figures`: t-SNE of test features (Fig. 3), generated images by round (Fig. 4)
-and the scores by round -> results/figures/."""
+"""DVC stage `figures`: t-SNE of test features (Fig. 3), generated images by round (Fig. 4),
+the scores by round and real test images by the final round's cluster -> results/figures/."""
 
 import csv
 import json
@@ -14,12 +14,14 @@ from gccluster.config import load_params, round_chain
 from gccluster.data.prepare import load_prepared
 from gccluster.errors import UserError, stage_errors
 from gccluster.features import extract_features, predict_clusters
-from gccluster.figures import first_per_cluster, plot_image_panels, plot_metrics_by_round, plot_tsne_pair
+from gccluster.figures import (first_per_cluster, plot_image_panels, plot_metrics_by_round, plot_tsne_pair,
+                               save_cluster_grid)
 from gccluster.io import read_npz
 from gccluster.models.loading import load_backbone, load_clustering_branch
 from gccluster.runtime import resolve_device, seed_everything
 
 app = typer.Typer(add_completion=False)
+CLUSTER_GRID = 10  # test images per cluster row in clusters.png
 
 
 @app.command()
@@ -33,11 +35,22 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params")) -> None:
         chain = round_chain(params.gcc.rounds)
         final = paths.RoundPaths(chain[-1])
 
-        # Fig. 3: the same random test images, pretext features vs the final round's.
+        backbone, head = load_clustering_branch(final.backbone, final.cluster_head)
+        test_clusters = predict_clusters(head, extract_features(backbone, data.test.images, device), device)
+        # The grid a user looks at first: real test images of each final cluster, one row each.
+        save_cluster_grid(first_per_cluster(data.test.images, test_clusters, head.n_clusters, CLUSTER_GRID),
+                          CLUSTER_GRID, paths.CLUSTERS_FIGURE)
+
+        # Fig. 3: the same random test images, pretext features vs the final round's, coloured
+        # by class (by the final cluster when the data has no labels).
         rng = np.random.default_rng(params.base.seed)
         n_test = len(data.test.labels)
         chosen = rng.choice(n_test, size=min(cfg.tsne_samples, n_test), replace=False)
-        images, labels = data.test.images[chosen], data.test.labels[chosen]
+        images = data.test.images[chosen]
+        if data.labeled:
+            labels, names = data.test.labels[chosen], data.meta["class_names"]
+        else:
+            labels, names = test_clusters[chosen], [f"cluster {k}" for k in range(head.n_clusters)]
         perplexity = min(cfg.tsne_perplexity, (len(chosen) - 1) / 3)
         maps = []
         for backbone in (load_backbone(paths.BACKBONE), load_backbone(final.backbone)):
@@ -45,11 +58,10 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params")) -> None:
             tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=params.base.seed)
             maps.append(tsne.fit_transform(features))
         plot_tsne_pair(maps, ["pretext (SimCLR) features F(x)", f"after GCC round {final.name} (final)"],
-                       labels, data.meta["class_names"], paths.TSNE_FIGURE)
+                       labels, names, paths.TSNE_FIGURE)
 
         # Fig. 4: real train images grouped by the final head's cluster, then what each round's
         # G generates once that round has fine-tuned it (its held-out draw, results/<round>/samples.npz).
-        backbone, head = load_clustering_branch(final.backbone, final.cluster_head)
         clusters = predict_clusters(head, extract_features(backbone, data.train.images, device), device)
         per = cfg.grid_per_cluster
         panels = [("real (by final cluster)", first_per_cluster(data.train.images, clusters, head.n_clusters, per))]
@@ -65,14 +77,16 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params")) -> None:
         with open(paths.METRICS_BY_ROUND) as handle:
             rows = list(csv.DictReader(handle))
         by_round = {"step": [int(r["step"]) for r in rows], "round": [r["round"] for r in rows]}
-        for metric in ("acc", "nmi", "ari"):
-            by_round[metric] = [float(r[metric]) for r in rows]
+        scores = ("acc", "nmi", "ari") if data.labeled else ("balance", "silhouette")
+        for metric in scores:
+            by_round[metric] = [float(r[metric]) if r[metric] != "" else float("nan") for r in rows]
         metrics = json.loads(paths.METRICS.read_text())
+        reference = "acc" if data.labeled else "balance"
         references = {
-            "ACC of K-means on pixels": metrics["kmeans_pixels"]["acc"],
-            "ACC of pretext + K-means": metrics["pretext_kmeans"]["acc"],
+            f"{reference} of K-means on pixels": metrics["kmeans_pixels"][reference],
+            f"{reference} of pretext + K-means": metrics["pretext_kmeans"][reference],
         }
-        plot_metrics_by_round(by_round, references, paths.METRICS_FIGURE)
+        plot_metrics_by_round(by_round, references, paths.METRICS_FIGURE, scores)
 
 
 if __name__ == "__main__":

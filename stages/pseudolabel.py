@@ -7,7 +7,7 @@ import typer
 from gccluster import paths
 from gccluster.checkpoints import save_checkpoint
 from gccluster.config import load_params
-from gccluster.data.prepare import load_prepared
+from gccluster.data.prepare import load_prepared, require_images_for_clusters
 from gccluster.errors import stage_errors
 from gccluster.features import extract_features, kmeans_space_encoder
 from gccluster.io import write_epoch_curves, write_npz
@@ -25,6 +25,7 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params")) -> None:
         cfg = params.pseudolabel
         device = resolve_device(params.base.device)
         data = load_prepared(paths.PREPARED_DIR)
+        require_images_for_clusters(data, cfg.n_clusters, "pseudolabel.n_clusters")
         backbone = load_backbone(paths.BACKBONE)
         generator = seed_everything(params.base.seed)
         features = extract_features(backbone, data.train.images, device)

@@ -60,10 +60,40 @@ def truncated_fashion(project):
     return str(folder)
 
 
+def image_folder(project, files: dict[str, bytes], **data) -> dict:
+    """Params for a folder of the given files under the project (data.dataset image_folder)."""
+    root = project / "images"
+    root.mkdir()
+    for name, payload in files.items():
+        (root / name).write_bytes(payload)
+    return {"data": {"dataset": "image_folder", "local_dir": str(root), "image_size": 16, "channels": 1,
+                     "protocol": "train+test", **data}}
+
+
+def png(value: int) -> bytes:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((16, 16), value, np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def prepared_folder_of_five(project) -> dict:
+    """Five images, prepared for K = 2; then K = 10 (changed after the data stage ran)."""
+    set_params(project, {**image_folder(project, {f"{i}.png": png(i) for i in range(5)}),
+                         "pseudolabel": {"n_clusters": 2}})
+    result = invoke("data")
+    assert result.exit_code == 0, result.output
+    return {"pseudolabel": {"n_clusters": 10}}
+
+
 CASES = [
     # (id, stage, params overrides or setup, expected message fragment)
     ("unknown-dataset", "data", {"data": {"dataset": "imagenet"}},
-     "params.yaml: data.dataset = 'imagenet': Input should be 'digits', 'mnist', 'fashion_mnist', 'cifar10', 'cifar100_20' or 'stl10'"),
+     "params.yaml: data.dataset = 'imagenet': Input should be 'digits', 'mnist', 'fashion_mnist', 'cifar10', 'cifar100_20', 'stl10' or 'image_folder'"),
     ("negative-epochs", "pretrain", {"pretrain": {"epochs": -1}},
      "params.yaml: pretrain.epochs = -1: Input should be greater than or equal to 1"),
     ("wrong-type", "pretrain", {"pretrain": {"batch_size": "big"}},
@@ -90,6 +120,21 @@ CASES = [
      "no stl10 files (looked for train_X.bin in"),
     ("truncated-idx", "data", lambda p: {"data": {"dataset": "fashion_mnist", "local_dir": truncated_fashion(p), "image_size": None}},
      "truncated or corrupt IDX file"),
+    # An image folder (gccluster.data.folder; the files it skips are tested in test_image_folder.py).
+    ("empty-image-folder", "data", lambda p: image_folder(p, {}), "images': no images (looked for .png, .jpg, .jpeg, "
+     ".webp files, recursively)"),
+    ("no-usable-image", "data", lambda p: image_folder(p, {"a.png": b"GIF89a", "b.jpg": b""}),
+     "none of its 2 image files is usable (2 not an image Pillow can decode)"),
+    ("class-subfolders-required", "data", lambda p: image_folder(p, {"a.png": png(0)}, folder_labels="subfolders"),
+     "data.folder_labels = subfolders needs one subfolder per class (at least two) holding every image; 'a.png' "
+     "is not in a subfolder"),
+    ("image-folder-without-size", "data", lambda p: {"data": {"dataset": "image_folder", "local_dir": "x",
+                                                              "image_size": None}},
+     "data.dataset = image_folder needs data.image_size"),
+    ("fewer-images-than-clusters", "data", lambda p: image_folder(p, {f"{i}.png": png(i) for i in range(5)}),
+     "pseudolabel.n_clusters = 10 exceeds the 5 train images of"),
+    ("fewer-images-than-clusters-later", "pseudolabel", prepared_folder_of_five,
+     "pseudolabel.n_clusters = 10 exceeds the 5 train images of"),
     ("corrupt-checkpoint", "diffusion",
      lambda p: (p / "results/pretrain/backbone.pt").write_bytes(b"\x00garbage") and {},
      "results/pretrain/backbone.pt: corrupt or unreadable checkpoint"),

@@ -27,21 +27,29 @@ def test_repro_then_noop_then_param_experiment(project):
     metrics = json.loads((project / "results" / "metrics.json").read_text())
     assert set(metrics) == {"kmeans_pixels", "pretext_kmeans", "cluster_head", "rounds", "final"}
     assert list(metrics["rounds"]) == ["r1", "r2"]
-    assert metrics["final"] == {k: metrics["rounds"]["r2"][k] for k in ("acc", "nmi", "ari")}
+    scored = {"acc", "nmi", "ari", "balance", "silhouette", "sizes"}
+    assert metrics["final"] == {k: metrics["rounds"]["r2"][k] for k in scored}
+    n_test = json.loads((project / "data" / "prepared" / "meta.json").read_text())["n_test"]
     for scores in [metrics[k] for k in ("kmeans_pixels", "pretext_kmeans", "cluster_head")]:
-        assert set(scores) == {"acc", "nmi", "ari"}
-        assert 0.0 <= scores["acc"] <= 1.0
+        assert set(scores) == scored
+        assert 0.0 <= scores["acc"] <= 1.0 and 0.0 <= scores["balance"] <= 1.0
+        assert len(scores["sizes"]) == 10 and sum(scores["sizes"]) == n_test
     for scores in metrics["rounds"].values():
-        assert set(scores) == {"acc", "nmi", "ari", "heldout_agreement", "train_bank_fit"}
+        assert set(scores) == scored | {"heldout_agreement", "train_bank_fit"}
         assert 0.0 <= scores["heldout_agreement"] <= 1.0 and 0.0 <= scores["train_bank_fit"] <= 1.0
     by_round = (project / "results" / "metrics_by_round.csv").read_text().splitlines()
-    assert by_round[0] == "step,round,acc,nmi,ari" and len(by_round) == 1 + 3
+    assert by_round[0] == "step,round,acc,nmi,ari,balance,silhouette" and len(by_round) == 1 + 3
+    n_images = 1797  # digits: every image once, train and test split rows
+    for method in ("cluster_head", "gcc", "dccs", "drc", "gatcluster", "precise"):
+        rows = (project / "results" / "assignments" / f"{method}.csv").read_text().splitlines()
+        assert rows[0] == "file,split,cluster,confidence" and len(rows) == 1 + n_images, method
+        assert rows[1].startswith("train/0,train,") and rows[-1].startswith(f"test/{n_test - 1},test,")
     for name in ("r1", "r2"):
         for output in ("backbone.pt", "cluster_head.pt", "unet.pt", "bank.npz", "samples.npz", "bank_grid.png",
                        "cluster_loss.csv", "diffusion_loss.csv"):
             assert (project / "results" / name / output).is_file()
     assert (project / "results" / "diffusion" / "samples.png").is_file()
-    for figure in ("tsne.png", "generated_by_round.png", "metrics_by_round.png"):
+    for figure in ("tsne.png", "generated_by_round.png", "metrics_by_round.png", "clusters.png"):
         assert (project / "results" / "figures" / figure).read_bytes()[:4] == b"\x89PNG"
     report = (project / "results" / "report.md").read_text()
     assert f"| **GCC (final round)** | {metrics['final']['acc']:.4f} |" in report
@@ -77,6 +85,7 @@ def test_repro_then_noop_then_param_experiment(project):
     second = run(["dvc", "repro"], project)
     assert ran_stages(second.stdout) == set()
     assert_editing_any_imported_module_makes_its_stages_stale(project)
+    assert_the_runs_k_reaches_every_method(project)
 
     run(["git", "add", "-A"], project)
     run(["git", "commit", "-qm", "lock"], project)
@@ -94,6 +103,22 @@ def test_repro_then_noop_then_param_experiment(project):
     experiment = run(["dvc", "exp", "run", "-S", "+gcc.rounds.r3={init: r2}", "-S", "gcc.final_round=r3"], project)
     assert ran_stages(experiment.stdout) == {"round@r3", "evaluate", "figures", "report"}
     assert not (project / ".scratch").exists()  # resume state removed after completion
+
+
+def assert_the_runs_k_reaches_every_method(project):
+    """pseudolabel.n_clusters is every seed method's K too (baselines.<name>.n_clusters null):
+    changing it makes GCC's stages and every baseline stale."""
+    from dvc.repo import Repo
+
+    params = project / "params.yaml"
+    original = params.read_text()
+    params.write_text(original.replace("n_clusters: 10", "n_clusters: 9", 1))
+    try:
+        with Repo(str(project)) as repo:
+            stale = {address.rsplit(":", 1)[-1] for address in repo.status()}
+    finally:
+        params.write_text(original)
+    assert {"pseudolabel", "baseline@dccs", "baseline@drc", "baseline@gatcluster", "baseline@precise"} <= stale
 
 
 def assert_editing_any_imported_module_makes_its_stages_stale(project):

@@ -14,14 +14,16 @@ app = typer.Typer(add_completion=False, help="GCC: Generative Calibration Cluste
 
 @app.command()
 def preset(
-    name: str = typer.Argument(..., help="digits, fashion_mnist, cifar10, cifar100_20 or stl10"),
+    name: str = typer.Argument(..., help="digits, fashion_mnist, cifar10, cifar100_20, stl10 or image_folder"),
     params_file: Path = typer.Option(paths.PARAMS, "--params", help="file to (over)write"),
+    overrides: list[str] = typer.Option([], "--set", help="KEY=VALUE on top of the preset (a YAML value), "
+                                        "e.g. --set data.local_dir=my_images; repeatable"),
 ) -> None:
     """Write params.yaml for a dataset preset (defaults + the preset's overrides)."""
     from gccluster.presets import write_preset
 
     with stage_errors("preset"):
-        params = write_preset(name, params_file)
+        params = write_preset(name, params_file, overrides)
         typer.echo(f"wrote {params_file} for preset {name} (dataset {params.data.dataset}); run `dvc repro`")
 
 
@@ -42,6 +44,45 @@ def check(params_file: Path = typer.Option(paths.PARAMS, "--params")) -> None:
     with stage_errors("check"):
         load_params(params_file)
         typer.echo(f"{params_file}: ok")
+
+
+@app.command("pick-k")
+def pick_k(
+    k_min: int = typer.Option(2, "--min", help="smallest K"),
+    k_max: int = typer.Option(20, "--max", help="largest K"),
+    params_file: Path = typer.Option(paths.PARAMS, "--params"),
+) -> None:
+    """Label-free help to choose K: K-means inertia (elbow) and silhouette on the SimCLR
+    features of the train images, for each K in a range. Needs the `pretrain` stage
+    (`dvc repro pretrain`)."""
+    from gccluster.config import load_params
+    from gccluster.data.prepare import load_prepared
+    from gccluster.errors import UserError
+    from gccluster.features import extract_features, kmeans_space_encoder
+    from gccluster.models.loading import load_backbone, load_projector
+    from gccluster.runtime import resolve_device
+    from gccluster.selection import kmeans_k_scan
+
+    with stage_errors("pick-k"):
+        params = load_params(params_file)
+        if not 2 <= k_min <= k_max:
+            raise UserError(f"--min {k_min} --max {k_max}: needs 2 <= min <= max")
+        data = load_prepared(paths.PREPARED_DIR)
+        backbone = load_backbone(paths.BACKBONE)
+        space = params.pseudolabel.kmeans_space
+        projector = load_projector(paths.PROJECTOR, backbone.feature_dim) if space == "projection" else None
+        features = extract_features(kmeans_space_encoder(backbone, projector, space), data.train.images,
+                                    resolve_device(params.base.device))
+        if k_max >= len(features):
+            raise UserError(f"--max {k_max}: the train split has only {len(features)} images")
+        rows = kmeans_k_scan(features, list(range(k_min, k_max + 1)), params.pseudolabel.kmeans_n_init,
+                             params.base.seed)
+    typer.echo(f"K-means on {len(features)} train images, pseudolabel.kmeans_space = {space}:")
+    typer.echo("   K    inertia  silhouette")
+    for row in rows:
+        sil = "      –" if row["silhouette"] is None else f"{row['silhouette']:8.4f}"
+        typer.echo(f"{row['k']:4d} {row['inertia']:10.2f}  {sil}")
+    typer.echo("Pick K at the elbow of the inertia, or where the silhouette peaks; set pseudolabel.n_clusters.")
 
 
 @app.command()

@@ -18,7 +18,7 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from gccluster.baselines.params import BaselinesConfig
-from gccluster.data.catalog import DATASETS, max_train_images
+from gccluster.data.catalog import DATASETS, IMAGE_FOLDER, image_channels, max_train_images
 from gccluster.errors import UserError
 from gccluster.sections import Section as _Section
 
@@ -39,19 +39,33 @@ class BaseConfig(_Section):
 class DataConfig(_Section):
     """Which dataset, from where, and how it is split (paper 4.1)."""
 
-    dataset: Literal["digits", "mnist", "fashion_mnist", "cifar10", "cifar100_20", "stl10"] = "digits"
+    # image_folder: a user's own images under data.local_dir (PNG, JPEG, WebP; see
+    # gccluster.data.folder and the README, "Cluster your own images").
+    dataset: Literal["digits", "mnist", "fashion_mnist", "cifar10", "cifar100_20", "stl10", "image_folder"] = "digits"
     # A folder holding the dataset's official files; null = look in data_root and the
-    # system folders (Debian's dataset-fashion-mnist), then download if allowed.
+    # system folders (Debian's dataset-fashion-mnist), then download if allowed. For
+    # image_folder: the folder of images (required).
     local_dir: str | None = None
     download: bool = True
-    # Side of the square images the pipeline sees; null = the dataset's native size.
-    # digits are 8x8: 16 leaves room for crops and two poolings in the small CNN.
+    # Side of the square images the pipeline sees; null = the dataset's native size (an
+    # image_folder has none: set it). digits are 8x8: 16 leaves room for crops and two
+    # poolings in the small CNN.
     image_size: int | None = Field(16, ge=8, le=512)
+    # image_folder only: 1 = grayscale, 3 = RGB; null = RGB. Every image is converted.
+    channels: Literal[1, 3] | None = None
+    # image_folder only: class labels (for evaluation, never for training) from first-level
+    # subfolders: auto = when every image is in one and there are at least two, subfolders =
+    # required, none = label-free even with subfolders.
+    folder_labels: Literal["auto", "subfolders", "none"] = "auto"
+    # image_folder only: larger images are skipped and listed (Pillow refuses above twice
+    # its default limit, 178,956,970 pixels).
+    max_image_pixels: int = Field(89_478_485, ge=1, le=178_956_970)
     # "train": fit on the train split, report on the test split (GCC, SCAN).
-    # "train+test": fit and report on both splits together (DCCS and older papers).
+    # "train+test": fit and report on both splits together (DCCS and older papers); for an
+    # image_folder every image once, in both.
     protocol: Literal["train", "train+test"] = "train"
-    # digits ships unsplit: a stratified split with its own seed, so changing base.seed
-    # does not change the data.
+    # digits and image_folder ship unsplit: a split (stratified when there are labels) with
+    # its own seed, so changing base.seed does not change the data.
     test_fraction: float = Field(0.2, gt=0.0, lt=1.0)
     split_seed: int = Field(0, ge=0)
     stl10_unlabeled: bool = Field(False, description="add STL-10's 100k unlabelled images to pretraining")
@@ -70,7 +84,22 @@ class DataConfig(_Section):
             raise ValueError(
                 f"data.stl10_unlabeled = true needs data.dataset = stl10, not {self.dataset}"
             )
+        if self.dataset == IMAGE_FOLDER:
+            if self.local_dir is None:
+                raise ValueError("data.dataset = image_folder needs data.local_dir, the folder of images")
+            if self.image_size is None:
+                raise ValueError("data.dataset = image_folder needs data.image_size (the images have no native size)")
+            if self.imbalance_remove is not None:
+                raise ValueError("data.imbalance_remove is for the built-in datasets, not image_folder")
+        elif self.channels is not None:
+            raise ValueError(
+                f"data.channels = {self.channels} is for data.dataset = image_folder; {self.dataset} keeps its own "
+                "(allowed: null)"
+            )
         return self
+
+    def resolved_channels(self) -> int:
+        return image_channels(self.dataset, self.channels)
 
 
 class OptimizerConfig(_Section):
@@ -312,40 +341,52 @@ class Params(_Section):
     baselines: BaselinesConfig = BaselinesConfig()
     ci: CIConfig = CIConfig()
 
+    def cluster_counts(self) -> dict[str, int]:
+        """K of every model the run trains, by the key that sets it: GCC's and each baseline's
+        in baselines.run (null there = pseudolabel.n_clusters)."""
+        k = self.pseudolabel.n_clusters
+        counts = {"pseudolabel.n_clusters": k}
+        for name in self.baselines.run:
+            counts[f"baselines.{name}.n_clusters"] = getattr(self.baselines, name).resolved_n_clusters(k)
+        return counts
+
     @model_validator(mode="after")
     def _cross_section_checks(self) -> Params:
         """Rules that tie sections together, so that `gccluster check` and the first stage catch
         them, not a stage hours later."""
         data, pretrain, k = self.data, self.pretrain, self.pseudolabel.n_clusters
-        facts = DATASETS[data.dataset]
+        folder = data.dataset == IMAGE_FOLDER
+        channels = data.resolved_channels()
         if self.gcc.bank_size is not None and self.gcc.bank_size < k:
             raise ValueError(
                 f"gcc.bank_size ({self.gcc.bank_size}) must be at least pseudolabel.n_clusters "
                 f"({k}): every cluster needs generated images"
             )
-        size = data.image_size or facts.native_size
+        size = data.image_size or DATASETS[data.dataset].native_size
         if pretrain.backbone == "small_cnn" and size % 4:
             raise ValueError(
                 f"data.image_size = {size} (data.dataset {data.dataset}{'' if data.image_size else ', native'}) "
                 "does not suit pretrain.backbone = small_cnn: it needs a size divisible by 4 (two 2x poolings)"
             )
-        if pretrain.augment.policy == "simclr" and facts.channels != 3:
+        if pretrain.augment.policy == "simclr" and channels != 3:
             raise ValueError(
                 f"pretrain.augment.policy = simclr needs RGB images (colour jitter, random grayscale); "
-                f"{data.dataset} is grayscale: use grayscale, digits or auto"
+                f"{data.dataset} is grayscale{' (data.channels = 1)' if folder else ''}: use grayscale, digits or auto"
             )
-        if data.imbalance_remove is not None and len(data.imbalance_remove) != facts.n_classes:
+        if data.imbalance_remove is not None and len(data.imbalance_remove) != DATASETS[data.dataset].n_classes:
             raise ValueError(
                 f"data.imbalance_remove has {len(data.imbalance_remove)} fractions; {data.dataset} has "
-                f"{facts.n_classes} classes"
+                f"{DATASETS[data.dataset].n_classes} classes"
             )
-        self.baselines.check_data(size, facts.channels, data.dataset)
+        self.baselines.check_data(size, channels, data.dataset)
         n_train = max_train_images(data.dataset, data.protocol, data.test_fraction, data.imbalance_remove)
-        if k > n_train:
-            raise ValueError(
-                f"pseudolabel.n_clusters = {k} exceeds the {n_train} train images of {data.dataset} "
-                "(K-means needs at least one image per cluster)"
-            )
+        if n_train is not None:  # an image folder is counted by the data stage (data.prepare)
+            for key, value in self.cluster_counts().items():
+                if value > n_train:
+                    raise ValueError(
+                        f"{key} = {value} exceeds the {n_train} train images of {data.dataset} "
+                        "(K-means needs at least one image per cluster)"
+                    )
         return self
 
 

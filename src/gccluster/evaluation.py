@@ -12,7 +12,10 @@ Keys of `results/metrics.json` (stable; later stages add entries beside these):
   that F and C were just trained on (drawn from the round's input G; L_ml's optimum is
   exactly this agreement, so it measures fit, not generalisation);
 - `final`: the last round's scores (the GCC result).
-Each entry holds {"acc", "nmi", "ari"}.
+Each entry holds {"acc", "nmi", "ari"} when the data has labels (an image folder without
+class subfolders has none), and always the label-free diagnostics of
+`metrics.cluster_diagnostics`: "balance", "silhouette" (of the features the method reads:
+pixels, the K-means space, F(x)) and "sizes" (test images per cluster).
 """
 
 from __future__ import annotations
@@ -20,22 +23,30 @@ from __future__ import annotations
 import numpy as np
 import torch
 from sklearn.cluster import KMeans
+from sklearn.preprocessing import normalize
 
 from gccluster.data.prepare import PreparedDataset
 from gccluster.models.loading import load_clustering_branch
 from gccluster.paths import RoundPaths
-from gccluster.features import extract_features, predict_clusters
+from gccluster.features import extract_features, predict_clusters, predict_with_confidence
 from gccluster.io import read_npz
-from gccluster.metrics import clustering_scores
+from gccluster.metrics import method_scores
 from gccluster.train.pseudolabel import assign_to_centers
+
+
+def flat_pixels(images: np.ndarray) -> np.ndarray:
+    return images.reshape(len(images), -1).astype(np.float32) / 255.0
 
 
 def pixel_kmeans_predictions(data: PreparedDataset, n_clusters: int, n_init: int, seed: int) -> np.ndarray:
     """K-means on raw pixels scaled to [0, 1]: fit on the train split, predict the test split."""
-    train = data.train.images.reshape(len(data.train.images), -1).astype(np.float32) / 255.0
-    test = data.test.images.reshape(len(data.test.images), -1).astype(np.float32) / 255.0
-    kmeans = KMeans(n_clusters=n_clusters, n_init=n_init, random_state=seed).fit(train)
-    return kmeans.predict(test)
+    kmeans = KMeans(n_clusters=n_clusters, n_init=n_init, random_state=seed).fit(flat_pixels(data.train.images))
+    return kmeans.predict(flat_pixels(data.test.images))
+
+
+def test_labels(data: PreparedDataset) -> np.ndarray | None:
+    """The test split's classes, or None for an unlabelled image folder."""
+    return data.test.labels if data.labeled else None
 
 
 def stage_one_metrics(
@@ -51,25 +62,26 @@ def stage_one_metrics(
 ) -> dict[str, dict[str, float]]:
     """`kmeans_encoder` maps images to the space the K-means `centers` live in (F, or g∘F:
     `features.kmeans_space_encoder`)."""
-    labels = data.test.labels
+    labels, k = test_labels(data), len(centers)
     features = extract_features(backbone, data.test.images, device, batch_size)
     kmeans_input = features if kmeans_encoder is backbone else extract_features(
         kmeans_encoder, data.test.images, device, batch_size)
+    pixels = pixel_kmeans_predictions(data, k, pixel_kmeans_n_init, seed)
     return {
-        "kmeans_pixels": clustering_scores(
-            labels, pixel_kmeans_predictions(data, len(centers), pixel_kmeans_n_init, seed)
-        ),
-        "pretext_kmeans": clustering_scores(labels, assign_to_centers(kmeans_input, centers)),
-        "cluster_head": clustering_scores(labels, predict_clusters(head, features, device)),
+        "kmeans_pixels": method_scores(labels, pixels, k, flat_pixels(data.test.images), seed),
+        # K-means on L2-normalised features (`assign_to_centers`): its silhouette there too.
+        "pretext_kmeans": method_scores(labels, assign_to_centers(kmeans_input, centers), k, normalize(kmeans_input),
+                                        seed),
+        "cluster_head": method_scores(labels, predict_clusters(head, features, device), k, features, seed),
     }
 
 
 def head_scores(
-    backbone: torch.nn.Module, head: torch.nn.Module, images: np.ndarray, labels: np.ndarray,
-    device: torch.device, batch_size: int,
-) -> dict[str, float]:
+    backbone: torch.nn.Module, head: torch.nn.Module, images: np.ndarray, labels: np.ndarray | None,
+    device: torch.device, batch_size: int, seed: int = 0,
+) -> dict:
     features = extract_features(backbone, images, device, batch_size)
-    return clustering_scores(labels, predict_clusters(head, features, device))
+    return method_scores(labels, predict_clusters(head, features, device), head.n_clusters, features, seed)
 
 
 def generated_agreement(
@@ -82,13 +94,13 @@ def generated_agreement(
 
 
 def round_metrics(
-    data: PreparedDataset, chain: list[str], device: torch.device, batch_size: int
-) -> dict[str, dict[str, float]]:
+    data: PreparedDataset, chain: list[str], device: torch.device, batch_size: int, seed: int = 0
+) -> dict[str, dict]:
     out = {}
     for name in chain:
         files = RoundPaths(name)
         backbone, head = load_clustering_branch(files.backbone, files.cluster_head)
-        scores = head_scores(backbone, head, data.test.images, data.test.labels, device, batch_size)
+        scores = head_scores(backbone, head, data.test.images, test_labels(data), device, batch_size, seed)
         for key, path, what in (("heldout_agreement", files.samples, "held-out samples"),
                                 ("train_bank_fit", files.bank, "bank")):
             drawn = read_npz(path, ("images", "labels"), what)
@@ -97,12 +109,25 @@ def round_metrics(
     return out
 
 
-def metrics_by_round(stage_one: dict, rounds: dict[str, dict[str, float]]) -> dict[str, list]:
-    """Columns for `dvc plots`: step 0 is the Stage I head, step i the i-th round."""
+BY_ROUND_SCORES = ("acc", "nmi", "ari", "balance", "silhouette")
+
+
+def metrics_by_round(stage_one: dict, rounds: dict[str, dict]) -> dict[str, list]:
+    """Columns for `dvc plots`: step 0 is the Stage I head, step i the i-th round; ACC, NMI,
+    ARI when the data has labels, then balance and silhouette (empty where undefined)."""
     names = ["cluster_head", *rounds]
     rows = [stage_one["cluster_head"], *rounds.values()]
+    present = [metric for metric in BY_ROUND_SCORES if metric in rows[0]]
     return {
         "step": list(range(len(names))),
         "round": names,
-        **{metric: [row[metric] for row in rows] for metric in ("acc", "nmi", "ari")},
+        **{metric: ["" if row[metric] is None else row[metric] for row in rows] for metric in present},
     }
+
+
+def head_assignments(backbone: torch.nn.Module, head: torch.nn.Module, device: torch.device, batch_size: int):
+    """A predictor for `assignments.assignment_rows`: C(F(x)), its argmax and softmax maximum."""
+    def predict(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return predict_with_confidence(head, extract_features(backbone, images, device, batch_size), device)
+
+    return predict

@@ -44,3 +44,18 @@ def predict_clusters(head: nn.Module, features: np.ndarray, device: torch.device
         chunk = torch.from_numpy(features[start : start + batch_size]).to(device)
         out.append(head(chunk).argmax(dim=1).cpu())
     return torch.cat(out).numpy()
+
+
+@torch.no_grad()
+def predict_with_confidence(
+    head: nn.Module, features: np.ndarray, device: torch.device, batch_size: int = 4096
+) -> tuple[np.ndarray, np.ndarray]:
+    """(argmax_k C(F(X))_k, its softmax probability) for precomputed features."""
+    head = head.to(device).eval()
+    ids, confidence = [], []
+    for start in range(0, len(features), batch_size):
+        chunk = torch.from_numpy(features[start : start + batch_size]).to(device)
+        best = torch.softmax(head(chunk).float(), dim=1).max(dim=1)
+        ids.append(best.indices.cpu())
+        confidence.append(best.values.cpu())
+    return torch.cat(ids).numpy(), torch.cat(confidence).numpy()

@@ -92,20 +92,22 @@ def plot_image_panels(panels: list[tuple[str, np.ndarray]], per_row: int, n_rows
     _save_figure(fig, path)
 
 
-def plot_metrics_by_round(by_round: dict[str, list], references: dict[str, float], path: str | Path) -> None:
-    """ACC, NMI and ARI of the Stage I head (step 0) and of each GCC round, with the
-    K-means references as dashed lines."""
+def plot_metrics_by_round(by_round: dict[str, list], references: dict[str, float], path: str | Path,
+                          scores: tuple[str, ...] = ("acc", "nmi", "ari")) -> None:
+    """The `scores` (ACC, NMI, ARI; or, without labels, balance and silhouette) of the
+    Stage I head (step 0) and of each GCC round, with the K-means references as dashed lines."""
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     steps = by_round["step"]
-    for metric, marker in (("acc", "o"), ("nmi", "s"), ("ari", "^")):
-        ax.plot(steps, by_round[metric], marker=marker, label=metric.upper())
+    for metric, marker in zip(scores, ("o", "s", "^")):
+        ax.plot(steps, by_round[metric], marker=marker, label=metric.upper() if len(metric) == 3 else metric)
     for (name, value), style in zip(references.items(), (":", "--")):
         ax.axhline(value, color="grey", linestyle=style, linewidth=1, label=name)
     ax.set_xticks(steps)
     ax.set_xticklabels(by_round["round"], rotation=0)
     ax.set_xlabel("model (Stage I head, then GCC rounds)")
     ax.set_ylabel("score on the test split")
-    ax.set_ylim(0, 1.02)
+    low = min([0.0] + [v for metric in scores for v in by_round[metric] if v == v])  # silhouette may be < 0
+    ax.set_ylim(low - 0.02 if low < 0 else 0, 1.02)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     ax.set_title("Clustering scores by round")

@@ -44,3 +44,42 @@ def cluster_balance(counts) -> float:
     if counts.size < 2 or counts.sum() <= 0:
         return 1.0
     return float(entropy(counts) / np.log(counts.size))
+
+
+def silhouette(features: np.ndarray, clusters: np.ndarray, sample: int = 2000, seed: int = 0) -> float | None:
+    """Mean silhouette (Rousseeuw 1987) of a partition of `features`, Euclidean: for each
+    point, (b - a) / max(a, b), a its mean distance to its own cluster, b to the nearest other.
+    Label-free: it reads the features and the predicted clusters only. On a random subset of
+    `sample` points when there are more (scikit-learn's `sample_size`, seeded); None when the
+    partition (or the subset) has fewer than 2 clusters or as many clusters as points."""
+    from sklearn.metrics import silhouette_score
+
+    clusters = np.asarray(clusters)
+    n_used = len(np.unique(clusters))
+    if n_used < 2 or n_used >= len(clusters):
+        return None
+    size = sample if len(clusters) > sample else None
+    try:
+        score = silhouette_score(np.asarray(features, dtype=np.float64), clusters, sample_size=size, random_state=seed)
+    except ValueError:  # the random subset held a single cluster
+        return None
+    return round(float(score), 4)
+
+
+def cluster_diagnostics(clusters: np.ndarray, n_clusters: int, features: np.ndarray, seed: int = 0) -> dict:
+    """What can be said of a clustering without labels: the images per cluster (`sizes`),
+    their `balance` (`cluster_balance`) and the `silhouette` of the features it was read from."""
+    counts = np.bincount(np.asarray(clusters), minlength=n_clusters)
+    return {
+        "balance": round(cluster_balance(counts), 4),
+        "silhouette": silhouette(features, clusters, seed=seed),
+        "sizes": [int(c) for c in counts],
+    }
+
+
+def method_scores(labels: np.ndarray | None, clusters: np.ndarray, n_clusters: int, features: np.ndarray,
+                  seed: int = 0) -> dict:
+    """One method's entry of metrics.json: ACC/NMI/ARI when labels exist, then the label-free
+    diagnostics."""
+    scores = {} if labels is None else clustering_scores(labels, clusters)
+    return {**scores, **cluster_diagnostics(clusters, n_clusters, features, seed)}

@@ -57,6 +57,16 @@ def round_inputs(init: str) -> tuple[Path, Path, Path]:
     previous = RoundPaths(init)
     return previous.backbone, previous.cluster_head, previous.unet
 
+# One CSV per method of the run: each image's cluster and confidence (gccluster.assignments).
+ASSIGNMENTS_DIR = RESULTS / "assignments"
+
+
+def assignments_file(method: str) -> Path:
+    return ASSIGNMENTS_DIR / f"{method}.csv"
+
+
+GCC_ASSIGNMENT_METHODS = ("cluster_head", "gcc")  # Stage I's head, and the final round
+
 BASELINES_DIR = RESULTS / "baselines"
 
 
@@ -69,10 +79,13 @@ class BaselinePaths:
         self.model = self.dir / "model.pt"
         self.loss = self.dir / "loss.csv"
         self.metrics = self.dir / "metrics.json"
+        self.figures = self.dir / "figures"  # clusters.png and the method's own grids
+        self.assignments = assignments_file(name)
 
 
 FIGURES_DIR = RESULTS / "figures"
 TSNE_FIGURE = FIGURES_DIR / "tsne.png"
 GENERATED_FIGURE = FIGURES_DIR / "generated_by_round.png"
 METRICS_FIGURE = FIGURES_DIR / "metrics_by_round.png"
+CLUSTERS_FIGURE = FIGURES_DIR / "clusters.png"  # real test images by the final round's cluster
 REPORT = RESULTS / "report.md"

@@ -50,8 +50,18 @@ ABLATIONS = (  # Fig. 2a: remove one loss of Eq. 12
 WEIGHT_KEYS = ("gcc.weights.d", "gcc.weights.cwm", "gcc.weights.ml")
 
 
+def _cell(value: Any) -> str:
+    return "–" if value is None else f"{value:.4f}"
+
+
 def _row(name: str, scores: dict[str, float], extra: str = "") -> str:
-    return f"| {name} | {scores['acc']:.4f} | {scores['nmi']:.4f} | {scores['ari']:.4f} |{extra}"
+    """ACC, NMI, ARI ("–" where the data has no labels)."""
+    return f"| {name} | {_cell(scores.get('acc'))} | {_cell(scores.get('nmi'))} | {_cell(scores.get('ari'))} |{extra}"
+
+
+def _diagnostics(scores: dict) -> str:
+    """The label-free columns of a leaderboard row: cluster balance and silhouette."""
+    return f" {_cell(scores.get('balance'))} | {_cell(scores.get('silhouette'))} |"
 
 
 def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
@@ -173,42 +183,53 @@ def published_rows(dataset: str, protocol: str) -> list[tuple[str, dict, str]]:
 def render_report(metrics: dict, meta: dict, params: dict, experiments: list[dict] | None,
                   baselines: dict[str, dict] | None = None) -> str:
     dataset, protocol = meta["dataset"], meta["protocol"]
+    labeled = meta.get("labeled", True)
     split = "test split" if protocol == "train" else "train+test images the methods were fit on"
+    scored = ("Hungarian ACC, NMI, ARI, and the label-free cluster balance and silhouette"
+              if labeled else "the label-free cluster balance and silhouette (no class subfolders: no ACC, NMI, ARI)")
     lines = [
         f"# GCC reproduction report: {dataset}",
         "",
         f"Dataset `{dataset}` ({meta['n_train']} train / {meta['n_test']} test images, "
         f"{meta['image_size']}x{meta['image_size']}, protocol `{protocol}`); "
         f"backbone `{params['pretrain']['backbone']}`; rounds {', '.join(metrics['rounds'])}. "
-        f"Scores on the {split}: Hungarian ACC, NMI, ARI.",
+        f"Scores on the {split}: {scored}.",
         "",
         "## Leaderboard",
         "",
         "This run (one seed, `base.seed`; `gccluster leaderboard` gives min / median / max over seeds):",
         "",
-        "| method | ACC | NMI | ARI | note |",
-        "| --- | --- | --- | --- | --- |",
+        "| method | ACC | NMI | ARI | balance | silhouette | note |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
-    lines += [_row(name, scores, f" {note} |") for name, scores, note in leaderboard_rows(metrics, baselines or {})]
+    lines += [_row(name, scores, f"{_diagnostics(scores)} {note} |")
+              for name, scores, note in leaderboard_rows(metrics, baselines or {})]
+    lines += ["", "Balance: entropy of the test images per predicted cluster over log K (1 = equal "
+              "sizes). Silhouette: of the features each method clusters (pixels, the K-means space, "
+              "F(x), a baseline's own), Euclidean, on up to 2,000 test images. Each image's cluster: "
+              "`results/assignments/<method>.csv`."]
     published = published_rows(dataset, protocol)
     lines += ["", "Published:", ""]
     if published:
         lines += ["| method | ACC | NMI | ARI | note |", "| --- | --- | --- | --- | --- |"]
         lines += [_row(name, scores, f" {note} |") for name, scores, note in published]
+    elif dataset == "image_folder":
+        lines.append("Your own image folder: no paper's numbers apply.")
     else:
         lines.append(f"No paper of the five reports `{dataset}`.")
-    if dataset not in ("cifar10", "cifar100_20", "stl10"):
+    if dataset not in ("cifar10", "cifar100_20", "stl10") and dataset != "image_folder":
         lines += ["", f"The GCC paper reports no `{dataset}` numbers."]
     lines += [
         "",
         "## Per-round progression",
         "",
-        "| round | ACC | NMI | ARI | held-out agreement | train-bank fit |",
-        "| --- | --- | --- | --- | --- | --- |",
-        _row("Stage I head", metrics["cluster_head"], " | |"),
+        "| round | ACC | NMI | ARI | held-out agreement | train-bank fit | balance | silhouette |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        _row("Stage I head", metrics["cluster_head"], f" | |{_diagnostics(metrics['cluster_head'])}"),
     ]
     for name, scores in metrics["rounds"].items():
-        lines.append(_row(name, scores, f" {scores['heldout_agreement']:.4f} | {scores['train_bank_fit']:.4f} |"))
+        lines.append(_row(name, scores, f" {scores['heldout_agreement']:.4f} | {scores['train_bank_fit']:.4f} |"
+                                        f"{_diagnostics(scores)}"))
     lines += ["", "Held-out agreement: the fraction of a fresh draw from the round's fine-tuned G (never "
               "trained on) that the round's C(F(.)) assigns to the cluster it was generated for. "
               "Train-bank fit: the same fraction on the bank F and C were trained on in the round "
@@ -262,7 +283,8 @@ BASELINE_METRICS = re.compile(r"^results/baselines/([^/]+)/metrics\.json$")
 
 
 def run_methods(files: dict[str, dict]) -> dict[str, dict]:
-    """Method -> {"acc", "nmi", "ari"} of one run, from its metrics files."""
+    """Method -> its scores ({"acc", "nmi", "ari"} with labels, "balance" and "silhouette"
+    always) in one run, from its metrics files."""
     out = {}
     gcc = files.get("results/metrics.json") or {}
     if "final" in gcc:
@@ -270,7 +292,7 @@ def run_methods(files: dict[str, dict]) -> dict[str, dict]:
             out[name.strip("*")] = scores
     for path, scores in sorted(files.items()):
         match = BASELINE_METRICS.match(path)
-        if match and "acc" in scores:
+        if match and ("acc" in scores or "balance" in scores):
             name = match.group(1)
             out[METHODS[name].title if name in METHODS else name] = scores
     return out
@@ -297,7 +319,7 @@ def seed_groups(experiments: list[dict]) -> list[tuple[dict, dict[int, dict[str,
 
 
 def render_leaderboard(experiments: list[dict]) -> str:
-    """min / median / max of ACC, NMI and ARI per method over the seeds of each group of
+    """min / median / max of ACC, NMI, ARI, balance and silhouette per method over the seeds of each group of
     runs that differ only in `base.seed` (e.g. `dvc exp run --queue -S base.seed=0,1,2`)."""
     groups = seed_groups(experiments)
     if not groups:
@@ -315,14 +337,16 @@ def render_leaderboard(experiments: list[dict]) -> str:
         changed.update({f"-{k}": None for k in reference if k not in params})
         title = ", ".join(f"{k}={v}" for k, v in sorted(changed.items()) if not k.startswith("-")) or "committed params"
         lines += [f"## {title}", "", f"Seeds: {', '.join(str(s) for s in sorted(seeds))}", "",
-                  "| method | runs | ACC | NMI | ARI |", "| --- | --- | --- | --- | --- |"]
+                  "| method | runs | ACC | NMI | ARI | balance | silhouette |",
+                  "| --- | --- | --- | --- | --- | --- | --- |"]
         methods = list(dict.fromkeys(m for runs in seeds.values() for m in runs))
         for method in methods:
             values = [runs[method] for runs in seeds.values() if method in runs]
             cells = []
-            for metric in ("acc", "nmi", "ari"):
-                numbers = [float(v[metric]) for v in values]
-                cells.append(f"{min(numbers):.4f} / {statistics.median(numbers):.4f} / {max(numbers):.4f}")
+            for metric in ("acc", "nmi", "ari", "balance", "silhouette"):
+                numbers = [float(v[metric]) for v in values if v.get(metric) is not None]
+                cells.append(f"{min(numbers):.4f} / {statistics.median(numbers):.4f} / {max(numbers):.4f}"
+                             if numbers else "–")
             lines.append(f"| {method} | {len(values)} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)

@@ -32,3 +32,22 @@ def kmeans_stability(features: np.ndarray, n_clusters: int, runs: int = 10, seed
         KMeans(n_clusters=n_clusters, n_init=1, random_state=seed + run).fit_predict(unit) for run in range(runs)
     ]
     return float(np.mean([adjusted_rand_score(a, b) for a, b in combinations(partitions, 2)]))
+
+
+def kmeans_k_scan(features: np.ndarray, ks: list[int], n_init: int = 3, seed: int = 0,
+                  sample: int = 2000) -> list[dict[str, float]]:
+    """For each K: K-means inertia (for the elbow) and mean silhouette on the L2-normalised
+    features, the geometry of the pseudo labels. A label-free guide to K for a folder of
+    one's own images (`gccluster pick-k`): the elbow is where adding a cluster stops
+    lowering the inertia much; a higher silhouette means tighter, better separated clusters."""
+    from gccluster.metrics import silhouette
+
+    unit = normalize(np.asarray(features, dtype=np.float64))
+    rows = []
+    for k in ks:
+        if not 2 <= k < len(unit):
+            raise ValueError(f"K = {k}: needs 2 <= K < {len(unit)} (the number of images)")
+        kmeans = KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit(unit)
+        rows.append({"k": k, "inertia": float(kmeans.inertia_),
+                     "silhouette": silhouette(unit, kmeans.labels_, sample=sample, seed=seed)})
+    return rows

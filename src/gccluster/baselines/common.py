@@ -99,19 +99,39 @@ class ShuffledBatches:
         self.order, self.position = state["order"], state["position"]
 
 
+@dataclass(frozen=True)
+class Predictions:
+    clusters: np.ndarray  # (N,) cluster ids
+    confidence: np.ndarray  # (N,) the probability of that cluster
+    features: np.ndarray  # (N, D) what the method clusters (for the t-SNE and the silhouette)
+
+
 @torch.no_grad()
-def apply_model(model: nn.Module, images: np.ndarray, device: torch.device, batch_size: int = 512,
-                precision: str = "auto") -> tuple[np.ndarray, np.ndarray]:
-    """(cluster ids (N,), features (N, D)) of uint8 images, model in eval mode."""
+def predict_images(model: nn.Module, images: np.ndarray, device: torch.device, batch_size: int = 512,
+                   precision: str = "auto") -> Predictions:
+    """Cluster ids, confidences and features of uint8 images, model in eval mode. The
+    confidence is the largest cluster probability: the softmax of the scores, or the scores
+    themselves for a model whose `scores_are_probabilities` (GATCluster's softmax head)."""
     model = model.to(device).eval()
     data = images_to_tensor(images, device)
-    ids, features = [], []
+    probabilities = getattr(model, "scores_are_probabilities", False)
+    ids, confidence, features = [], [], []
     for start in range(0, len(data), batch_size):
         with autocast(device, precision):
             scores, feats = model(to_model_input(data[start : start + batch_size]))
+        scores = scores.float()
+        best = (scores if probabilities else torch.softmax(scores, dim=1)).max(dim=1)
         ids.append(scores.argmax(dim=1).cpu())
+        confidence.append(best.values.cpu())
         features.append(feats.float().cpu())
-    return torch.cat(ids).numpy(), torch.cat(features).numpy()
+    return Predictions(torch.cat(ids).numpy(), torch.cat(confidence).numpy(), torch.cat(features).numpy())
+
+
+def apply_model(model: nn.Module, images: np.ndarray, device: torch.device, batch_size: int = 512,
+                precision: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+    """(cluster ids (N,), features (N, D)) of uint8 images, model in eval mode."""
+    predictions = predict_images(model, images, device, batch_size, precision)
+    return predictions.clusters, predictions.features
 
 
 def load_baseline(path: str | Path, kind: str, model_class: type[nn.Module], title: str) -> nn.Module:

@@ -260,7 +260,8 @@ def rgb_to_grayscale(x: torch.Tensor) -> torch.Tensor:
 def resolve_policy(policy: str, dataset: str, channels: int) -> str:
     """The policy `auto` stands for; `simclr` on grayscale images is refused (params
     validation says so first: colour jitter and random grayscale need RGB)."""
-    name = AUTO_POLICY[dataset] if policy == "auto" else policy
+    # An image folder (no entry) takes the policy of its kind of images.
+    name = AUTO_POLICY.get(dataset, "simclr" if channels == 3 else "grayscale") if policy == "auto" else policy
     if name == "simclr" and channels != 3:
         raise ValueError(f"augmentation policy simclr needs RGB images, got {channels} channel(s)")
     return name

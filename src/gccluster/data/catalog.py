@@ -24,10 +24,25 @@ DATASETS: dict[str, DatasetFacts] = {
     "stl10": DatasetFacts(native_size=96, channels=3, n_train=5000, n_test=8000, n_classes=10),
 }
 
+# A user's own folder of images (data.dataset image_folder): its size, channels, image count
+# and classes are known only once the data stage has read it.
+IMAGE_FOLDER = "image_folder"
 
-def max_train_images(dataset: str, protocol: str, test_fraction: float, imbalance_remove=None) -> int:
+
+def image_channels(dataset: str, channels: int | None) -> int:
+    """Channels the pipeline sees: a built-in dataset's own, or data.channels (default RGB)
+    for an image folder."""
+    if dataset == IMAGE_FOLDER:
+        return 3 if channels is None else channels
+    return DATASETS[dataset].channels
+
+
+def max_train_images(dataset: str, protocol: str, test_fraction: float, imbalance_remove=None) -> int | None:
     """An upper bound on the train images the `data` stage will write (the official sizes,
-    after the digits split, `train+test` and the least removal of `data.imbalance_remove`)."""
+    after the digits split, `train+test` and the least removal of `data.imbalance_remove`);
+    None for an image folder, which only the data stage counts."""
+    if dataset == IMAGE_FOLDER:
+        return None
     facts = DATASETS[dataset]
     if dataset == "digits":
         test = math.ceil(facts.n_train * test_fraction)  # scikit-learn's train_test_split rounds up

@@ -1,10 +1,13 @@
 """The `data` stage: find or fetch a dataset and write it in the one uniform format.
 
 Uniform format (a folder, `data/prepared`):
-- `train.npz`, `test.npz`: `images` uint8 (N, H, W, C), `labels` int64 (N,);
+- `train.npz`, `test.npz`: `images` uint8 (N, H, W, C), `labels` int64 (N,) (-1 for an
+  unlabelled image folder), and for an image folder `files`, each image's path relative to
+  the folder;
 - `unlabeled.npz` (only with `data.stl10_unlabeled`): `images` that only pretraining sees;
-- `meta.json`: dataset name, class names, image size, channels, protocol, where the files
-  came from, and the number of images per split.
+- `meta.json`: dataset name, whether it has labels, class names, image size, channels,
+  protocol, where the files came from, the number of images per split, and for an image
+  folder the files it skipped, by reason.
 
 Later stages read only this folder and never know where the data came from.
 """
@@ -18,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from gccluster.config import DataConfig
-from gccluster.data.catalog import DATASETS
+from gccluster.data.catalog import DATASETS, IMAGE_FOLDER
+from gccluster.data.folder import read_image_folder, split_indices
 from gccluster.data.sources import (
     FILE_SOURCES,
     RawDataset,
@@ -37,6 +41,12 @@ class PreparedDataset:
     # Extra images for the SimCLR pretext only (STL-10's unlabelled split, as SCAN uses it):
     # K-means, the head, the DDPM and the rounds work on `train` alone.
     unlabeled: np.ndarray | None = None
+
+    @property
+    def labeled(self) -> bool:
+        """Whether ground-truth classes exist (for evaluation only): always for the built-in
+        datasets, for an image folder when its images sit in class subfolders."""
+        return bool(self.meta.get("labeled", True))
 
     def pretrain_images(self) -> np.ndarray:
         """What SimCLR trains on: the train split, plus the unlabelled images if any."""
@@ -108,7 +118,37 @@ def _resize(images: np.ndarray, size: int) -> np.ndarray:
     return out.permute(0, 2, 3, 1).contiguous().numpy()
 
 
+def prepare_image_folder(cfg: DataConfig) -> PreparedDataset:
+    """A user's folder of images (gccluster.data.folder), split by `data.test_fraction` and
+    `data.split_seed` (stratified when it has class subfolders) or, with `train+test`, every
+    image in both splits."""
+    folder = read_image_folder(cfg.local_dir, cfg.image_size, cfg.resolved_channels(), cfg.max_image_pixels,
+                               cfg.folder_labels)
+    files = np.array(folder.files)
+    labels = folder.labels if folder.labels is not None else np.full(len(files), -1, dtype=np.int64)
+    train_idx, test_idx = split_indices(len(files), folder.labels, cfg.test_fraction, cfg.split_seed, cfg.protocol)
+    train, test = (RawSplit(folder.images[idx], labels[idx], files[idx]) for idx in (train_idx, test_idx))
+    meta = {
+        "dataset": IMAGE_FOLDER,
+        "labeled": folder.labels is not None,
+        "class_names": folder.class_names,
+        "n_classes": len(folder.class_names),
+        "image_size": cfg.image_size,
+        "channels": cfg.resolved_channels(),
+        "protocol": cfg.protocol,
+        "source": cfg.local_dir,
+        "n_train": len(train.labels),
+        "n_test": len(test.labels),
+        "n_unlabeled": 0,
+        "n_files": len(files),
+        "skipped": folder.skipped,
+    }
+    return PreparedDataset(train, test, meta)
+
+
 def prepare_dataset(cfg: DataConfig, data_root: str | Path) -> PreparedDataset:
+    if cfg.dataset == IMAGE_FOLDER:
+        return prepare_image_folder(cfg)
     if cfg.dataset == "digits":
         raw, origin = load_digits_dataset(cfg)
     else:
@@ -138,6 +178,7 @@ def prepare_dataset(cfg: DataConfig, data_root: str | Path) -> PreparedDataset:
         train, test = both, both
     meta = {
         "dataset": cfg.dataset,
+        "labeled": True,
         "class_names": list(raw.class_names),
         "n_classes": len(raw.class_names),
         "image_size": size,
@@ -149,6 +190,23 @@ def prepare_dataset(cfg: DataConfig, data_root: str | Path) -> PreparedDataset:
         "n_unlabeled": 0 if unlabeled is None else len(unlabeled),
     }
     return PreparedDataset(train, test, meta, unlabeled)
+
+
+def require_images_for_clusters(data: PreparedDataset, k: int, key: str) -> None:
+    """K-means, and every method, needs at least one train image per cluster."""
+    if k > data.meta["n_train"]:
+        raise UserError(
+            f"{key} = {k} exceeds the {data.meta['n_train']} train images of {data.meta['source']} "
+            "(allowed: at most one cluster per image; add images or lower it)"
+        )
+
+
+def image_ids(split_name: str, split: RawSplit) -> list[str]:
+    """What names each image in the assignments: an image folder's relative paths, or
+    `<split>/<index>` for a built-in dataset."""
+    if split.files is not None:
+        return [str(path) for path in split.files]
+    return [f"{split_name}/{i}" for i in range(len(split.images))]
 
 
 def remove_per_class(split: RawSplit, fractions: tuple[float, ...], seed: int, n_classes: int) -> RawSplit:
@@ -170,7 +228,8 @@ def remove_per_class(split: RawSplit, fractions: tuple[float, ...], seed: int, n
 def write_prepared(prepared: PreparedDataset, folder: str | Path) -> None:
     with atomic_dir(folder) as tmp:
         for name, split in (("train", prepared.train), ("test", prepared.test)):
-            write_npz(tmp / f"{name}.npz", images=split.images, labels=split.labels)
+            files = {} if split.files is None else {"files": split.files}
+            write_npz(tmp / f"{name}.npz", images=split.images, labels=split.labels, **files)
         if prepared.unlabeled is not None:
             write_npz(tmp / "unlabeled.npz", images=prepared.unlabeled)
         write_json(tmp / "meta.json", prepared.meta)
@@ -183,10 +242,8 @@ def load_prepared(folder: str | Path) -> PreparedDataset:
     if not meta_path.is_file():
         raise UserError(f"{folder}: no prepared dataset (run the data stage first)")
     meta = json.loads(meta_path.read_text())
-    splits = [
-        RawSplit(**read_npz(folder / f"{name}.npz", ("images", "labels"), "prepared split"))
-        for name in ("train", "test")
-    ]
+    keys = ("images", "labels", "files") if meta.get("dataset") == IMAGE_FOLDER else ("images", "labels")
+    splits = [RawSplit(**read_npz(folder / f"{name}.npz", keys, "prepared split")) for name in ("train", "test")]
     unlabeled = None
     if meta.get("n_unlabeled"):
         unlabeled = read_npz(folder / "unlabeled.npz", ("images",), "prepared unlabelled images")["images"]

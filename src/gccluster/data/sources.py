@@ -25,7 +25,10 @@ from gccluster.errors import UserError
 @dataclass(frozen=True)
 class RawSplit:
     images: np.ndarray  # uint8 (N, H, W, C)
-    labels: np.ndarray  # int64 (N,)
+    labels: np.ndarray  # int64 (N,); -1 everywhere for an unlabelled image folder
+    # An image folder's file of each image (path relative to the folder); None for the
+    # built-in datasets, whose images are known by split and index.
+    files: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

@@ -207,6 +207,10 @@ def calibrate_clustering(
                 picks = pairing.draw(predicted.cpu(), generator).to(device)
             else:
                 picks = pairing.draw_uniform(len(x_real), generator).to(device)
+            if len(picks) == 0:
+                # No bank image of any cluster predicted in this batch (a small bank): nothing
+                # to calibrate with, and Eq. 10-11 over no images would be NaN.
+                continue
             x_fake = to_model_input(fake[picks])
             fake_clusters = fake_labels[picks]
             with autocast(device, precision):

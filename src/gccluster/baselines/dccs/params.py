@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from gccluster.sections import Section
+from gccluster.sections import BaselineSection
 
 
-class DCCSConfig(Section):
+class DCCSConfig(BaselineSection):
     """DCCS (Zhao et al. 2020). Defaults are the paper's 4.1 and the official code's
     (sKamiJ/DCCS `train.py`), except the budget, which the paper does not give."""
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from gccluster.baselines.common import PeriodicSaver, TrainedBaseline, TrainRequest, load_baseline, restore_training
 from gccluster.baselines.drc.losses import (

@@ -7,10 +7,10 @@ from typing import Literal
 
 from pydantic import Field
 
-from gccluster.sections import Section
+from gccluster.sections import BaselineSection
 
 
-class DRCConfig(Section):
+class DRCConfig(BaselineSection):
     """DRC (Zhong et al. 2020). The paper's network and settings "follow PICA" (Huang et al.
     2020), so what DRC does not state is taken from PICA's public code."""
 

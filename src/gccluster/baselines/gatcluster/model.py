@@ -5,7 +5,6 @@ module and a Gaussian attention module."""
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from gccluster.data.augment import rgb_to_grayscale
@@ -131,6 +130,8 @@ class GATClusterClusterer(nn.Module):
     """The trained model: images in [-1, 1] (grey or RGB) -> (l as cluster scores (B, K),
     pooled label-feature map g (B, K)); argmax l is the cluster, as the paper's inference
     (the attention module is not used)."""
+
+    scores_are_probabilities = True  # l is the label MLP's softmax output
 
     def __init__(self, image_size: int, n_clusters: int, width: int, attention_module: bool, alpha: float,
                  attention: str):

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from gccluster.sections import Section
+from gccluster.sections import BaselineSection
 
 # M of Algorithm 1 per dataset: the paper's (Sec. 4.1) for its datasets; digits and
 # Fashion-MNIST have none (see `big_batch`).
@@ -20,7 +20,7 @@ SUPPORTED_SIZES = (16, 28, 32, 96)
 LOSS_WEIGHTS = {"code": (5.0, 3.0, 5.0), "paper": (5.0, 5.0, 3.0)}
 
 
-class GATClusterConfig(Section):
+class GATClusterConfig(BaselineSection):
     """GATCluster (Niu et al., ECCV 2020), as its official code (niuchuangnn/GATCluster)
     runs it; where the code differs from the paper the default follows the code, whose
     README says it reproduces the paper's best result, and the paper's reading is a value."""

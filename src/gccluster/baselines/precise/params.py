@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from gccluster.sections import Section
+from gccluster.sections import BaselineSection
 
 # Image sizes with an architecture (model.LAYOUTS): 28 px as printed (Fig. 2), 16 px by the
 # paper's USPS rule, 32 px by its CIFAR-10 rule.
 SUPPORTED_SIZES = (16, 28, 32)
 
 
-class PreciseConfig(Section):
+class PreciseConfig(BaselineSection):
     """Gan et al. 2021. Where the paper (Algorithm 1) and the official MNIST script
     (gyh5421/unified_deep_clustering `gan_mnist.py`) differ, the default is the paper's and
     the code's reading is a value; the budget and the width are set by cost."""
