@@ -13,7 +13,6 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -22,14 +21,7 @@ import numpy as np
 from PIL import Image
 
 from gccluster.data.folder import read_image_folder
-
-
-def cpu_name() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        return next(line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or "unknown"
+from gccluster.machine import cpu_name
 
 
 def write_pngs(folder: Path, n: int, rng: np.random.Generator) -> None:
