@@ -16,6 +16,7 @@ from gccluster.baselines.common import TrainRequest, predict_images
 from gccluster.baselines.registry import method_info, method_module
 from gccluster.checkpoints import save_checkpoint
 from gccluster.config import load_params
+from gccluster.distributed import is_worker, workers
 from gccluster.data.prepare import load_prepared, require_images_for_clusters
 from gccluster.errors import UserError, stage_errors
 from gccluster.figures import first_per_cluster, save_cluster_grid
@@ -40,20 +41,28 @@ def main(
             raise UserError(f"baselines.run = {list(params.baselines.run)} does not list {name!r}")
         method = method_module(name)
         cfg = getattr(params.baselines, name)
-        device = resolve_device(params.base.device)
-        data = load_prepared(paths.PREPARED_DIR)
-        k = cfg.resolved_n_clusters(params.pseudolabel.n_clusters)
-        require_images_for_clusters(data, k, f"baselines.{name}.n_clusters" if cfg.n_clusters else "pseudolabel.n_clusters")
-        generator = seed_everything(derive_seed(params.base.seed, "baseline", name))
-        config = {"base": params.base.model_dump(), name: cfg.model_dump(), "n_clusters": k, "data": data.meta}
-        checkpointer = EpochCheckpointer(f"baseline_{name}", config, inputs=[paths.PREPARED_DIR],
-                                         code=Path(method.__file__))
-        started = time.monotonic()
-        result = method.train(TrainRequest(
-            images=data.train.images, dataset=data.meta["dataset"], n_clusters=k,
-            config=cfg, device=device, precision=params.base.precision, generator=generator,
-            checkpointer=checkpointer,
-        ))
+        nproc = params.base.nproc if getattr(method, "DATA_PARALLEL", False) else 1
+        if nproc < params.base.nproc and not is_worker():
+            print(f"baseline@{name}: trains in one process (base.nproc = {params.base.nproc} is not "
+                  "implemented for this method yet)", flush=True)
+        with workers(nproc, params.base.device, f"baseline@{name}") as world:
+            device = resolve_device(params.base.device)
+            data = load_prepared(paths.PREPARED_DIR)
+            k = cfg.resolved_n_clusters(params.pseudolabel.n_clusters)
+            require_images_for_clusters(data, k, f"baselines.{name}.n_clusters" if cfg.n_clusters
+                                        else "pseudolabel.n_clusters")
+            generator = seed_everything(derive_seed(params.base.seed, "baseline", name))
+            config = {"base": params.base.model_dump(), name: cfg.model_dump(), "n_clusters": k, "data": data.meta}
+            checkpointer = EpochCheckpointer(f"baseline_{name}", config, inputs=[paths.PREPARED_DIR],
+                                             code=Path(method.__file__))
+            started = time.monotonic()
+            result = method.train(TrainRequest(
+                images=data.train.images, dataset=data.meta["dataset"], n_clusters=k,
+                config=cfg, device=device, precision=params.base.precision, generator=generator,
+                checkpointer=checkpointer,
+            ))
+        if not world.is_main:
+            return
         # Labels are read from here on only, to score the finished model.
         test = predict_images(result.model, data.test.images, device, precision=params.base.precision)
         predicted = test.clusters

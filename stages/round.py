@@ -17,6 +17,7 @@ from gccluster.checkpoints import save_checkpoint
 from gccluster.config import ROUND_DIFFUSION_KEYS, load_params
 from gccluster.data.prepare import load_prepared
 from gccluster.diffusion import train_diffusion
+from gccluster.distributed import workers
 from gccluster.errors import UserError, stage_errors
 from gccluster.features import extract_features, predict_clusters
 from gccluster.figures import first_per_cluster, save_cluster_grid
@@ -43,49 +44,52 @@ def main(
         cfg = params.gcc
         if name not in cfg.rounds:
             raise UserError(f"round {name!r} is not in gcc.rounds (allowed: {', '.join(cfg.rounds)})")
-        device = resolve_device(params.base.device)
-        data = load_prepared(paths.PREPARED_DIR)
-        inputs = paths.round_inputs(cfg.rounds[name].init)
-        backbone, head = load_clustering_branch(inputs[0], inputs[1])
-        unet = load_unet(inputs[2], expected_clusters=head.n_clusters)
-        k = head.n_clusters
-        # Each round draws its own noise from base.seed and its name (not its place in the
-        # chain), so adding a round leaves the others' results as they are.
-        generator = seed_everything(derive_seed(params.base.seed, name))
-        out = paths.RoundPaths(name)
-        config = {"base": params.base.model_dump(), "round": name, "init": cfg.rounds[name].init,
-                  "gcc": cfg.model_dump(exclude={"rounds", "final_round"}),
-                  "diffusion": params.diffusion.model_dump(include=set(ROUND_DIFFUSION_KEYS)), "data": data.meta}
-        resume = {"inputs": [paths.PREPARED_DIR, *inputs], "code": Path(__file__)}
+        with workers(params.base.nproc, params.base.device, stage) as world:
+            device = resolve_device(params.base.device)
+            data = load_prepared(paths.PREPARED_DIR)
+            inputs = paths.round_inputs(cfg.rounds[name].init)
+            backbone, head = load_clustering_branch(inputs[0], inputs[1])
+            unet = load_unet(inputs[2], expected_clusters=head.n_clusters)
+            k = head.n_clusters
+            # Each round draws its own noise from base.seed and its name (not its place in the
+            # chain), so adding a round leaves the others' results as they are.
+            generator = seed_everything(derive_seed(params.base.seed, name))
+            out = paths.RoundPaths(name)
+            config = {"base": params.base.model_dump(), "round": name, "init": cfg.rounds[name].init,
+                      "gcc": cfg.model_dump(exclude={"rounds", "final_round"}),
+                      "diffusion": params.diffusion.model_dump(include=set(ROUND_DIFFUSION_KEYS)), "data": data.meta}
+            resume = {"inputs": [paths.PREPARED_DIR, *inputs], "code": Path(__file__)}
 
-        # (a) The bank, from the frozen G: once now, or fresh at every epoch of (b). Its
-        # label mix follows the clusters C predicts on the train split when the round starts.
-        predicted = predict_clusters(head, extract_features(backbone, data.train.images, device), device)
-        bank_size = cfg.bank_size or len(data.train.images)
+            # (a) The bank, from the frozen G: once now, or fresh at every epoch of (b). Its
+            # label mix follows the clusters C predicts on the train split when the round starts.
+            predicted = predict_clusters(head, extract_features(backbone, data.train.images, device), device)
+            bank_size = cfg.bank_size or len(data.train.images)
 
-        def draw_training_bank(bank_generator: torch.Generator) -> Bank:
-            return draw_bank(unet, predicted, k, bank_size, params.diffusion, device, bank_generator,
-                             f"{stage} bank", params.base.precision)
+            def draw_training_bank(bank_generator: torch.Generator) -> Bank:
+                return draw_bank(unet, predicted, k, bank_size, params.diffusion, device, bank_generator,
+                                 f"{stage} bank", params.base.precision)
 
-        bank = draw_training_bank(generator) if cfg.bank_refresh == "round" else draw_training_bank
+            bank = draw_training_bank(generator) if cfg.bank_refresh == "round" else draw_training_bank
 
-        # (b) F and C with Eq. 12.
-        cluster_ckpt = EpochCheckpointer(f"{name}-cluster", config, **resume)
-        calibration = calibrate_clustering(backbone, head, data.train.images, bank, cfg, device, generator,
-                                           stage, cluster_ckpt, precision=params.base.precision)
-        history, bank = calibration.history, calibration.last_bank
+            # (b) F and C with Eq. 12.
+            cluster_ckpt = EpochCheckpointer(f"{name}-cluster", config, **resume)
+            calibration = calibrate_clustering(backbone, head, data.train.images, bank, cfg, device, generator,
+                                               stage, cluster_ckpt, precision=params.base.precision)
+            history, bank = calibration.history, calibration.last_bank
 
-        # (c) G with Eq. 6 on the new pseudo labels.
-        pseudo = predict_clusters(head, extract_features(backbone, data.train.images, device), device)
-        ddpm_ckpt = EpochCheckpointer(f"{name}-ddpm", config, **resume)
-        ddpm = train_diffusion(unet, data.train.images, pseudo, params.diffusion, cfg.diffusion_epochs,
-                               cfg.diffusion_lr, device, generator, stage, ddpm_ckpt,
-                               precision=params.base.precision)
+            # (c) G with Eq. 6 on the new pseudo labels.
+            pseudo = predict_clusters(head, extract_features(backbone, data.train.images, device), device)
+            ddpm_ckpt = EpochCheckpointer(f"{name}-ddpm", config, **resume)
+            ddpm = train_diffusion(unet, data.train.images, pseudo, params.diffusion, cfg.diffusion_epochs,
+                                   cfg.diffusion_lr, device, generator, stage, ddpm_ckpt,
+                                   precision=params.base.precision)
 
-        # (d) Held out: the fine-tuned G, a generator of its own.
-        heldout_generator = torch.Generator().manual_seed(derive_seed(params.base.seed, name, "heldout"))
-        samples = draw_bank(ddpm.unet, pseudo, k, bank_size, params.diffusion, device, heldout_generator,
-                            f"{stage} held-out samples", params.base.precision)
+            # (d) Held out: the fine-tuned G, a generator of its own.
+            heldout_generator = torch.Generator().manual_seed(derive_seed(params.base.seed, name, "heldout"))
+            samples = draw_bank(ddpm.unet, pseudo, k, bank_size, params.diffusion, device, heldout_generator,
+                                f"{stage} held-out samples", params.base.precision)
+        if not world.is_main:
+            return
 
         write_npz(out.bank, images=bank.images, labels=bank.labels)
         write_npz(out.samples, images=samples.images, labels=samples.labels)

@@ -102,6 +102,8 @@ CASES = [
      "params.yaml: unknown key pseudolabel.epoch (allowed in pseudolabel: n_clusters,"),
     ("bad-device", "pretrain", {"base": {"device": "tpu"}},
      "params.yaml: base.device = 'tpu': Input should be 'auto', 'cpu' or 'cuda'"),
+    ("zero-processes", "pretrain", {"base": {"nproc": 0}},
+     "params.yaml: base.nproc = 0: Input should be greater than or equal to 1"),
     ("zero-temperature", "pretrain", {"pretrain": {"temperature": 0}},
      "params.yaml: pretrain.temperature = 0: Input should be greater than 0"),
     ("image-size-vs-backbone", "data", {"data": {"image_size": 15}},

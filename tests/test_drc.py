@@ -226,7 +226,8 @@ def test_a_step_feeds_each_loss_what_eq_10_asks(monkeypatch):
     for name in ("assignment_feature_loss", "assignment_probability_loss", "cluster_regularisation_loss"):
         monkeypatch.setattr(drc, name, recorder(name, getattr(drc, name)))
     batch = torch.rand(5, 1, 16, 16)
-    drc._step(net, 0, optimizer, lambda x: x, batch, cfg, torch.device("cpu"), "fp32", torch.Generator())
+    forward = lambda originals, views, head: drc.head_logits(net, originals, views, head)  # noqa: E731
+    drc._step(forward, 0, optimizer, lambda x: x, batch, cfg, torch.device("cpu"), "fp32", torch.Generator())
     repeated, augmented, t_af, similarity = seen["assignment_feature_loss"]
     assert repeated.shape == (10, 4) and (t_af, similarity) == (0.3, "dot")
     assert torch.allclose(repeated, augmented, atol=1e-5) and torch.equal(repeated[:5], repeated[5:])

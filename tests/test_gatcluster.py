@@ -299,7 +299,8 @@ def test_a_step_feeds_each_loss_its_rows_of_the_fixed_targets(monkeypatch):
     monkeypatch.setattr(gat, "transformation_invariance_loss", lambda l, t: seen.setdefault("t", t).sum() * 0 + l.sum())
     monkeypatch.setattr(gat, "separability_loss", lambda l, r: seen.setdefault("r", r).sum() * 0 + l.sum())
     monkeypatch.setattr(gat, "attention_loss", lambda l, t: seen.setdefault("a", t).sum() * 0 + l.sum())
-    gat._step(net, optimizer, torch.randn(3, 1, 16, 16), targets, rows, GATClusterConfig(), (5.0, 3.0, 5.0),
+    forward = lambda views: net(views, with_attention=True)[:2]  # noqa: E731
+    gat._step(forward, optimizer, torch.randn(10, 1, 16, 16), targets, rows, GATClusterConfig(), (5.0, 3.0, 5.0),
               torch.device("cpu"), "fp32")
     assert torch.equal(seen["t"], targets["t"][rows]) and torch.equal(seen["a"], targets["a"][rows])
     assert seen["r"].tolist() == [[77, 72, 75], [27, 22, 25], [57, 52, 55]]

@@ -34,6 +34,11 @@ class BaseConfig(_Section):
         "AMX bf16 (lscpu flag amx_bf16), fp32 on other CPUs, where bf16 is slower",
     )
     data_root: str = Field("data/raw", description="where torchvision downloads datasets")
+    nproc: int = Field(
+        1, ge=1, le=1024,
+        description="processes per node for the training stages (pretrain, diffusion, rounds, baselines): "
+        "> 1 runs each under torchrun with DistributedDataParallel (gccluster.distributed)",
+    )
 
 
 class DataConfig(_Section):

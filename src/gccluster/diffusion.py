@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from gccluster.config import DiffusionConfig
+from gccluster.distributed import data_parallel, rank_generator, require_rows_per_rank, share, shard, world
 from gccluster.runtime import autocast, images_to_tensor, progress, step_generator, to_model_input
 from gccluster.train.optim import EpochLosses, adam
 from gccluster.train.resume import EpochCheckpointer, ResumeState
@@ -129,6 +130,10 @@ def train_diffusion(
 
     `labels` are cluster pseudo labels ŷ (argmax of C(F(x))), never ground truth.
     Adam with the paper's learning rate (4.1: 2e-4); the last incomplete batch is kept.
+    Under `base.nproc` > 1 each rank takes its shard of every global batch with noise and
+    timesteps of its own, and its mean is weighted so that the gradient is the global
+    batch mean's (`distributed.share`); a tail batch smaller than the number of ranks is
+    skipped there.
     """
     scheduler = make_scheduler(cfg)
     unet = unet.to(device)
@@ -141,17 +146,24 @@ def train_diffusion(
     data = images_to_tensor(images, device)
     targets = torch.from_numpy(labels).to(device)
     n = len(data)
+    require_rows_per_rank(cfg.batch_size, "diffusion.batch_size", minimum=1)
+    denoiser = data_parallel(unet, lambda m, *args, **kwargs: m(*args, **kwargs), device)
     unet.train()
     bar = progress(range(state.epoch, epochs), desc=f"{stage} ddpm", initial=state.epoch, total=epochs)
     for epoch in bar:
         order = torch.randperm(n, generator=generator).to(device)
+        draws = rank_generator(generator)  # alone: `generator` itself
         losses = EpochLosses(stage, epoch, "lower the diffusion learning rate")
         for step, start in enumerate(range(0, n, cfg.batch_size)):
-            idx = order[start : start + cfg.batch_size]
+            batch = order[start : start + cfg.batch_size]
+            if len(batch) < world().size:
+                continue  # under DDP only: a tail batch that leaves some rank no image
+            idx = shard(batch)
             with autocast(device, precision):
-                loss = diffusion_loss(unet, scheduler, to_model_input(data[idx]), targets[idx], generator)
+                loss = diffusion_loss(denoiser, scheduler, to_model_input(data[idx]), targets[idx], draws)
+            weight = share(len(idx), len(batch))  # DDP's mean over ranks = the global batch mean
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss * weight if weight != 1.0 else loss).backward()
             optimizer.step()
             losses.add(loss, step, weight=len(idx))
         mean_loss = losses.mean()

@@ -7,11 +7,14 @@ is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 EXIT_USER_ERROR = 2
+# Set by the launcher of torchrun workers: the folder where a worker leaves its error line.
+WORKER_ERRORS_ENV = "GCCLUSTER_WORKER_ERRORS"
 
 
 class UserError(Exception):
@@ -28,10 +31,17 @@ class ClusterCollapseError(UserError):
 
 @contextmanager
 def stage_errors(stage: str) -> Iterator[None]:
-    """Turn a `UserError` raised inside a stage into `<stage>: error: <message>` and exit 2."""
+    """Turn a `UserError` raised inside a stage into `<stage>: error: <message>` and exit 2.
+    A torchrun worker leaves the line in `WORKER_ERRORS_ENV`'s folder instead, for the
+    launching process to print once (`distributed.launch_workers`)."""
     try:
         yield
     except UserError as err:
-        message = " ".join(str(err).split())  # one line, whatever the message held
-        print(f"{stage}: error: {message}", file=sys.stderr)
+        line = f"{stage}: error: " + " ".join(str(err).split())  # one line, whatever the message held
+        folder = os.environ.get(WORKER_ERRORS_ENV)
+        if folder:
+            with open(os.path.join(folder, f"rank{int(os.environ.get('RANK', 0)):06d}.txt"), "w") as handle:
+                handle.write(line)
+        else:
+            print(line, file=sys.stderr)
         raise SystemExit(EXIT_USER_ERROR) from None

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from gccluster.distributed import worker_device, world
 from gccluster.errors import UserError
 from gccluster.machine import cpu_has_amx_bf16
 
@@ -35,12 +36,13 @@ def derive_seed(seed: int, *names: str) -> int:
 
 
 def resolve_device(name: str) -> torch.device:
-    """`auto` = CUDA when present, else CPU; `cuda` without a GPU is a user error."""
+    """`auto` = CUDA when present, else CPU; `cuda` without a GPU is a user error. A
+    torchrun worker on CUDA gets its own GPU, cuda:LOCAL_RANK."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return worker_device(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
     if name == "cuda" and not torch.cuda.is_available():
         raise UserError("base.device = 'cuda' but no CUDA device is available (allowed: auto, cpu)")
-    return torch.device(name)
+    return worker_device(torch.device(name))
 
 
 def use_bf16(device: torch.device, precision: str) -> bool:
@@ -89,8 +91,8 @@ def step_generator(generator: torch.Generator, device: torch.device) -> torch.Ge
 
 
 def progress(iterable: Iterable, **kwargs) -> Iterable:
-    """A tqdm bar, silent under CI=true."""
-    disable = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+    """A tqdm bar, silent under CI=true and on every torchrun worker but the first."""
+    disable = os.environ.get("CI", "").lower() in {"1", "true", "yes"} or not world().is_main
     return tqdm(iterable, disable=disable, dynamic_ncols=True, **kwargs)
 
 

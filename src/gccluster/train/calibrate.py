@@ -22,6 +22,7 @@ from torch import nn
 
 from gccluster.config import DiffusionConfig, GCCConfig
 from gccluster.diffusion import sample_images
+from gccluster.distributed import data_parallel, gather, rank_generator, require_rows_per_rank, shard, world
 from gccluster.errors import ClusterCollapseError
 from gccluster.losses.calibration import (
     CalibrationWeights,
@@ -87,8 +88,13 @@ def draw_bank(
     """`size` images from G (Eq. 4-5), conditioned on clusters in proportion to `predicted`
     (the head's clusters on the train split; `bank_label_counts`)."""
     labels = np.repeat(np.arange(n_clusters), bank_label_counts(predicted, n_clusters, size))
-    images = sample_images(unet, cfg, labels, device, generator, desc=desc, precision=precision)
-    return Bank(images, labels)
+    if not world().active:
+        return Bank(sample_images(unet, cfg, labels, device, generator, desc=desc, precision=precision), labels)
+    # Under DDP each rank draws its part of the labels with a stream of its own, and every
+    # rank receives the whole bank (in label order, as alone).
+    mine = shard(torch.arange(len(labels))).numpy()
+    part = sample_images(unet, cfg, labels[mine], device, rank_generator(generator), desc=desc, precision=precision)
+    return Bank(gather(torch.from_numpy(part).to(device)).cpu().numpy(), labels)
 
 
 def draw_without_replacement(pool_size: int, count: int, generator: torch.Generator) -> torch.Tensor:
@@ -136,6 +142,16 @@ def predict_batch(backbone: nn.Module, head: nn.Module, x: torch.Tensor) -> torc
     return clusters
 
 
+def calibration_forward(model: nn.ModuleDict, x: torch.Tensor, n_real: int
+                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """F on real and generated images as one batch (one BatchNorm batch, so the shift
+    between the two sets stays visible to L_d), then C on the generated ones: (F(x) real,
+    F(x̃), C(F(x̃))), features in fp32."""
+    features = model["backbone"](x)
+    f_real, f_fake = features[:n_real].float(), features[n_real:].float()
+    return f_real, f_fake, model["head"](f_fake)
+
+
 @dataclass
 class CalibrationResult:
     history: dict[str, list[float]]  # per-epoch CURVE_COLUMNS
@@ -169,10 +185,15 @@ def calibrate_clustering(
     or the logits (`gcc.ml_scores`).
     History: the per-epoch mean of each part ("total", "d", "cwm", "ml") and "balance", the
     `cluster_balance` of the clusters predicted for the real images during that epoch.
+    Under `base.nproc` > 1 each rank takes its shard of the real batch and of the paired
+    generated batch (drawn once for the global batch), and Eq. 8-11 (the MMD per cluster
+    and the median bandwidth included) run on the features gathered from all ranks.
     """
     weights = CalibrationWeights(cfg.weights.d, cfg.weights.cwm, cfg.weights.ml)
     model = nn.ModuleDict({"backbone": backbone, "head": head}).to(device)
     model = model.to(memory_format=conv_memory_format(device, precision))
+    require_rows_per_rank(cfg.batch_size, "gcc.batch_size")
+    forward = data_parallel(model, calibration_forward, device)
     optimizer = adam(model.parameters(), cfg.lr, device)
     state = ResumeState(history={column: [] for column in CURVE_COLUMNS})
     stateful = {"model": model, "optimizer": optimizer}
@@ -198,25 +219,29 @@ def calibrate_clustering(
         losses = {part: EpochLosses(stage, epoch, "lower gcc.lr", check=part == "total") for part in LOSS_PARTS}
         predicted_counts = torch.zeros(head.n_clusters, dtype=torch.long, device=device)
         for step, start in enumerate(range(0, n, cfg.batch_size)):
-            x_real = to_model_input(real[order[start : start + cfg.batch_size]])
-            if len(x_real) < 2:
-                continue  # BatchNorm needs two samples; only a 1-image tail batch is skipped
-            predicted = predict_batch(backbone, head, x_real)
+            rows = order[start : start + cfg.batch_size]
+            if len(rows) < 2 * world().size:
+                continue  # BatchNorm needs two samples per rank; only a short tail batch is skipped
+            x_real = to_model_input(real[shard(rows)])
+            # ŷ of the global batch on every rank, so that every rank draws the same bank
+            # images (from the shared generator) and takes its part of them.
+            predicted = gather(predict_batch(backbone, head, x_real))
             predicted_counts += torch.bincount(predicted, minlength=head.n_clusters)
             if cfg.pairing == "predicted":
                 picks = pairing.draw(predicted.cpu(), generator).to(device)
             else:
-                picks = pairing.draw_uniform(len(x_real), generator).to(device)
+                picks = pairing.draw_uniform(len(rows), generator).to(device)
             if len(picks) == 0:
                 # No bank image of any cluster predicted in this batch (a small bank): nothing
                 # to calibrate with, and Eq. 10-11 over no images would be NaN.
                 continue
-            x_fake = to_model_input(fake[picks])
+            x_fake = to_model_input(fake[shard(picks)])
             fake_clusters = fake_labels[picks]
             with autocast(device, precision):
-                features = backbone(torch.cat([x_real, x_fake]))
-                f_real, f_fake = features[: len(x_real)].float(), features[len(x_real) :].float()
-                scores_fake = head_scores(head(f_fake), cfg.ml_scores)
+                f_real, f_fake, logits_fake = forward(torch.cat([x_real, x_fake]), len(x_real))
+                scores_fake = head_scores(logits_fake, cfg.ml_scores)
+            # Eq. 8-11 over the global batch (each rank's rows gathered with autograd).
+            f_real, f_fake, scores_fake = gather(f_real), gather(f_fake), gather(scores_fake)
             bandwidth = median_bandwidth(torch.cat([f_real, f_fake])) if cfg.bandwidth == "median" else cfg.bandwidth
             parts = {
                 "d": mmd_per_cluster(f_real, predicted, f_fake, fake_clusters, bandwidth, cfg.mmd_estimator),

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 import torch
 
 from gccluster.config import OptimizerConfig
+from gccluster.distributed import all_sum, world
 from gccluster.errors import NonFiniteLossError
 
 
@@ -86,12 +87,18 @@ class EpochLosses:
         return values
 
     def mean(self) -> float:
-        """The weighted mean over the epoch's steps (weights: e.g. batch sizes)."""
+        """The weighted mean over the epoch's steps (weights: e.g. batch sizes), and under
+        DDP over the ranks' steps too (a loss every rank computed on the gathered batch is
+        the same on every rank, so its mean is unchanged; local means weighted by local
+        image counts give the global mean). Every rank must call it, in the same order."""
         values = self.read()
         total = 0.0
         for value, weight in zip(values, self.weights):
             total += value * weight
-        return total / max(sum(self.weights), 1e-300) if values else 0.0
+        weights = float(sum(self.weights))
+        if world().active:
+            total, weights = all_sum(torch.tensor([total, weights], dtype=torch.float64)).tolist()
+        return total / max(weights, 1e-300) if weights else 0.0
 
 
 def check_finite(loss: torch.Tensor, stage: str, epoch: int, step: int, hint: str) -> None:

@@ -10,6 +10,7 @@ from torch import nn
 
 from gccluster.config import PretrainConfig
 from gccluster.data.augment import build_view_augment, resolve_backend
+from gccluster.distributed import data_parallel, gather, rank_generator, require_rows_per_rank, shard
 from gccluster.losses.contrastive import nt_xent
 from gccluster.models.backbones import build_backbone
 from gccluster.models.heads import ProjectionHead
@@ -51,6 +52,9 @@ def pretrain_simclr(
     through F as one batch (one set of BatchNorm statistics, as in SimCLR): with two
     separate batches, each view is normalised by statistics of its own half, a cue the
     contrastive loss can exploit that real features do not carry.
+    Under `base.nproc` > 1 each rank embeds its shard of the global batch and NT-Xent runs
+    on the views gathered from all ranks (`gccluster.distributed`): the loss and gradients
+    of one process with the global batch, up to BatchNorm, which is per rank on the CPU.
     """
     n_images, size, _, channels = train_images.shape
     arch = backbone_arch(cfg, channels, size)
@@ -74,20 +78,25 @@ def pretrain_simclr(
 
     images = images_to_tensor(train_images, device)
     batch_size = min(cfg.batch_size, n_images)
+    require_rows_per_rank(batch_size, "pretrain.batch_size")
     steps = n_images // batch_size
+    embed = data_parallel(model, lambda m, x: m["projector"](m["backbone"](x)), device)
     hint = "lower pretrain.optimizer.lr or raise pretrain.temperature"
     bar = progress(range(state.epoch, cfg.epochs), desc="pretrain", initial=state.epoch, total=cfg.epochs)
     model.train()
     for epoch in bar:
         order = torch.randperm(n_images, generator=generator).to(device)
+        rank_generator(generator)  # per-rank augmentation streams under DDP; alone, nothing
         losses = EpochLosses("pretrain", epoch, hint)
         for step in range(steps):
-            batch = images[order[step * batch_size : (step + 1) * batch_size]].float() / 255.0
+            rows = shard(order[step * batch_size : (step + 1) * batch_size])
+            batch = images[rows].float() / 255.0
             with torch.no_grad():
                 view_a, view_b = augment(batch), augment(batch)
             with autocast(device, precision):
-                z = model["projector"](model["backbone"](to_model_input(torch.cat([view_a, view_b]))))
-            loss = nt_xent(z[:batch_size], z[batch_size:], cfg.temperature)
+                z = embed(to_model_input(torch.cat([view_a, view_b])))
+            # NT-Xent over the global batch: every rank's views are the negatives of every other's.
+            loss = nt_xent(gather(z[: len(rows)]), gather(z[len(rows) :]), cfg.temperature)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

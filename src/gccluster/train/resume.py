@@ -26,6 +26,7 @@ import torch
 
 from gccluster import paths
 from gccluster.codedeps import code_digest, import_closure
+from gccluster.distributed import world
 from gccluster.io import atomic_path
 
 
@@ -73,6 +74,12 @@ def restore_rng_state(state: dict, generator: torch.Generator) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def _say(message: str) -> None:
+    """A line on stdout, from the first torchrun worker only (the ranks restore alike)."""
+    if world().is_main:
+        print(message, flush=True)
+
+
 @dataclass
 class ResumeState:
     epoch: int = 0  # epochs completed
@@ -118,23 +125,26 @@ class EpochCheckpointer:
         try:
             saved = torch.load(self.path, map_location="cpu", weights_only=False)
         except Exception:  # a state we cannot read is only lost time: start over
-            print(f"{self.folder.name}: discarding unreadable resume state {self.path}; starting from epoch 1",
-                  flush=True)
+            _say(f"{self.folder.name}: discarding unreadable resume state {self.path}; starting from epoch 1")
             self.clear()
             return ResumeState()
         reason = self._mismatch(saved.get("key"))
         if reason is not None:
-            print(f"{self.folder.name}: discarding resume state {self.path} ({reason}); starting from epoch 1",
-                  flush=True)
+            _say(f"{self.folder.name}: discarding resume state {self.path} ({reason}); starting from epoch 1")
             self.clear()
             return ResumeState()
         for name, obj in modules.items():
             obj.load_state_dict(saved["modules"][name])
         restore_rng_state(saved["rng"], generator)
-        print(f"{self.folder.name}: resuming after epoch {saved['epoch']} from {self.path}", flush=True)
+        _say(f"{self.folder.name}: resuming after epoch {saved['epoch']} from {self.path}")
         return ResumeState(epoch=saved["epoch"], history=saved["history"])
 
     def save(self, modules: dict[str, Any], generator: torch.Generator, state: ResumeState) -> None:
+        """Write the state (on the first torchrun worker only: the ranks hold the same
+        models, optimisers and shared generator; their own random streams are rederived
+        from it every epoch, `distributed.rank_generator`)."""
+        if not world().is_main:
+            return
         payload = {
             "key": self.key,
             "epoch": state.epoch,
@@ -146,6 +156,8 @@ class EpochCheckpointer:
             torch.save(payload, tmp)
 
     def clear(self) -> None:
+        if not world().is_main:
+            return
         shutil.rmtree(self.folder, ignore_errors=True)
         try:
             self.folder.parent.rmdir()  # only when no other stage keeps state there

@@ -30,6 +30,17 @@ from gccluster.baselines.dccs.losses import (
 from gccluster.baselines.dccs.model import DCCSCritic, DCCSDiscriminator, DCCSEncoder, latent_code, sample_prior
 from gccluster.baselines.dccs.params import DCCSConfig
 from gccluster.data.augment import FusedViews, ViewSpec, kornia_views, resolve_backend, rgb_to_grayscale
+from gccluster.distributed import (
+    all_sum,
+    average_gradients,
+    gather,
+    rank_generator,
+    require_rows_per_rank,
+    share,
+    shard,
+    sync_batchnorm,
+    world,
+)
 from gccluster.errors import NonFiniteLossError, UserError
 from gccluster.metrics import cluster_balance
 from gccluster.runtime import autocast, conv_memory_format, images_to_tensor, progress, step_generator, to_model_input
@@ -39,6 +50,8 @@ CURVES = ("loss", "mi", "aug", "adv_encoder", "critic", "wasserstein", "balance"
 HINT = "lower baselines.dccs.lr"
 CHECKPOINT_KIND = "baseline_dccs"
 SAVE_EVERY_S = 30.0  # resume state is written at an epoch end at most this often
+# Trains under base.nproc > 1: Eq. 12-13 on gathered codes, gradients averaged over ranks.
+DATA_PARALLEL = True
 
 
 class DCCSClusterer(nn.Module):
@@ -137,12 +150,14 @@ def train(request: TrainRequest) -> TrainedBaseline:
     batch_size = cfg.batch_size
     if n_images < batch_size:
         raise UserError(f"baselines.dccs.batch_size = {batch_size} exceeds the {n_images} train images")
+    require_rows_per_rank(batch_size, "baselines.dccs.batch_size")
     arch = model_arch(request)
     clusterer = DCCSClusterer(**arch)
     latent_dim = cfg.style_dim + request.n_clusters
     critic = DCCSCritic(latent_dim)
     discriminator = DCCSDiscriminator(clusterer.encoder.feature_dim, latent_dim)
     model = nn.ModuleDict({"clusterer": clusterer, "critic": critic, "discriminator": discriminator}).to(device)
+    sync_batchnorm(clusterer, device)  # the encoder's BatchNorm over all ranks (GPUs, DDP only)
     clusterer.to(memory_format=conv_memory_format(device, precision))
     # Fused Adam on the CPU too (one kernel per step instead of ~10 per tensor: 18 % of a
     # step was Adam's per-tensor loop on the 2-core CPU); same update rule.
@@ -170,12 +185,15 @@ def train(request: TrainRequest) -> TrainedBaseline:
     epoch = state.epoch
     while not counters.stop_reason:
         order = torch.randperm(n_images, generator=generator).to(device)
+        # `draw`: what every rank must draw alike (MI's in-batch negatives); `mine`: this
+        # rank's own draws (prior codes, penalty points). Alone both are the stage's stream.
         draw = step_generator(generator, device)
+        mine = step_generator(rank_generator(generator), device) if world().active else draw
         parts = {name: EpochLosses("baseline@dccs", epoch, HINT, check=name in ("loss", "critic"))
                  for name in ("loss", "mi", "aug", "adv_encoder", "critic", "wasserstein")}
         cluster_counts = torch.zeros(request.n_clusters, device=device)
         for step in range(steps_per_epoch):
-            batch = images[order[step * batch_size : (step + 1) * batch_size]].float() / 255.0
+            batch = images[shard(order[step * batch_size : (step + 1) * batch_size])].float() / 255.0
             if counters.batches % cycle == cfg.n_critic:
                 losses = _encoder_step(model, optimizer_q, augment, batch, weights, device, precision, draw)
                 cluster_counts += torch.bincount(losses.pop("clusters"), minlength=request.n_clusters)
@@ -185,7 +203,7 @@ def train(request: TrainRequest) -> TrainedBaseline:
                 bar.update(1)
             else:
                 loss, estimate = _critic_step(model, optimizer_c, batch, cfg, weights, request.n_clusters,
-                                              device, precision, draw)
+                                              device, precision, mine, batch_size)
                 parts["critic"].add(loss, step)
                 parts["wasserstein"].add(estimate, step)
                 counters.window_sum = counters.window_sum + estimate  # a tensor: no host sync per step
@@ -222,7 +240,10 @@ def _check_stop(counters: _Counters, plateau: WassersteinPlateau) -> None:
     """One stopping check (a host sync, once per `check_every` encoder steps)."""
     if counters.window_count == 0:
         return
-    window = float(counters.window_sum) / counters.window_count
+    window_sum = counters.window_sum
+    if world().active:  # every rank takes the same decision, on the estimate over all ranks
+        window_sum = all_sum(torch.as_tensor(window_sum, dtype=torch.float64)) / world().size
+    window = float(window_sum) / counters.window_count
     counters.window_sum, counters.window_count = 0.0, 0
     if not math.isfinite(window):
         raise NonFiniteLossError(f"baseline@dccs: non-finite Wasserstein estimate ({window}) at encoder step "
@@ -235,7 +256,9 @@ def _check_stop(counters: _Counters, plateau: WassersteinPlateau) -> None:
 def _encoder_step(model, optimizer, augment, batch, weights: DCCSWeights, device, precision, draw) -> dict:
     """One Q+D update on one batch (Eq. 12-13): L_Aug on (x, T(x)), L_MI on x's activation and
     code with in-batch negatives, L^Q_Adv through the critic (whose weights this step does not
-    update: only Q and D are in the optimizer)."""
+    update: only Q and D are in the optimizer). Under DDP `batch` is this rank's shard; the
+    three losses run on the activations, codes and logits gathered from all ranks (MI's
+    negatives come from the whole batch), and the gradients are averaged over ranks."""
     clusterer, critic, discriminator = model["clusterer"], model["critic"], model["discriminator"]
     with autocast(device, precision):
         if weights.aug != 0:
@@ -246,8 +269,10 @@ def _encoder_step(model, optimizer, augment, batch, weights: DCCSWeights, device
                 view = augment(view)
             # T(x) first, then x: two BatchNorm batches in this order, as the official code.
             _, augmented_logits, _ = clusterer.encode(to_model_input(view))
+            augmented_logits = gather(augmented_logits)
         style, logits, features = clusterer.encode(to_model_input(batch))
         z = latent_code(style, logits)
+        logits, features, z = gather(logits), gather(features), gather(z)
         if weights.mi != 0:
             permutation = torch.randperm(len(z), generator=draw, device=draw.device).to(device)
             mi = mutual_information_loss(discriminator, features, z, permutation)
@@ -258,15 +283,17 @@ def _encoder_step(model, optimizer, augment, batch, weights: DCCSWeights, device
     loss = encoder_objective(weights, mi, aug, adv)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
+    average_gradients(optimizer)
     optimizer.step()
     return {"loss": loss.detach(), "mi": mi.detach(), "aug": aug.detach(), "adv_encoder": adv.detach(),
             "clusters": logits.detach().argmax(dim=1)}
 
 
 def _critic_step(model, optimizer, batch, cfg: DCCSConfig, weights: DCCSWeights, n_clusters: int, device,
-                 precision, draw) -> tuple[torch.Tensor, torch.Tensor]:
+                 precision, draw, global_batch: int) -> tuple[torch.Tensor, torch.Tensor]:
     """One C update on one batch (Eq. 11, 14): codes of x from Q (train mode, no gradient)
-    against a fresh draw from the prior."""
+    against a fresh draw from the prior. Under DDP on this rank's shard, its mean weighted
+    (`distributed.share`) so that the averaged gradient is the global batch's."""
     clusterer, critic = model["clusterer"], model["critic"]
     with torch.no_grad(), autocast(device, precision):
         style, logits, _ = clusterer.encode(to_model_input(batch))
@@ -274,8 +301,10 @@ def _critic_step(model, optimizer, batch, cfg: DCCSConfig, weights: DCCSWeights,
     prior = sample_prior(len(z), cfg.style_dim, n_clusters, cfg.style_sigma, draw, device)
     adversarial, estimate = critic_loss(critic, prior, z, cfg.gp_lambda, generator=draw)
     loss = critic_objective(weights, adversarial)
+    weight = share(len(z), global_batch)
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    (loss * weight if weight != 1.0 else loss).backward()
+    average_gradients(optimizer)
     optimizer.step()
     return loss.detach(), estimate
 

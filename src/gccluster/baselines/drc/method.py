@@ -26,6 +26,7 @@ from gccluster.baselines.drc.losses import (
 from gccluster.baselines.drc.model import DRCClusterer, original_view
 from gccluster.baselines.drc.params import DRCConfig
 from gccluster.data.augment import AUTO_POLICY, FusedViews, kornia_views, resolve_backend, view_spec
+from gccluster.distributed import data_parallel, gather, rank_generator, require_rows_per_rank, shard, world
 from gccluster.errors import UserError
 from gccluster.metrics import cluster_balance
 from gccluster.runtime import autocast, conv_memory_format, images_to_tensor, progress, step_generator, to_model_input
@@ -36,6 +37,8 @@ CURVES = (*PARTS, "logit_norm", "balance", *(f"{name}_over" for name in PARTS))
 HINT = "lower baselines.drc.lr"
 CHECKPOINT_KIND = "baseline_drc"
 SAVE_EVERY_S = 30.0  # resume state is written at an epoch end at most this often
+# Trains under base.nproc > 1 with DDP, Eq. 10 on the batch gathered from all ranks.
+DATA_PARALLEL = True
 
 
 def augmented_view_spec(cfg: DRCConfig, dataset: str, channels: int):
@@ -62,6 +65,7 @@ def train(request: TrainRequest) -> TrainedBaseline:
     n_images, size, _, channels = request.images.shape
     if n_images < cfg.batch_size:
         raise UserError(f"baselines.drc.batch_size = {cfg.batch_size} exceeds the {n_images} train images")
+    require_rows_per_rank(cfg.batch_size, "baselines.drc.batch_size")
     arch = model_arch(request)
     clusterer = DRCClusterer(**arch).to(device)
     clusterer.to(memory_format=conv_memory_format(device, precision))
@@ -79,10 +83,13 @@ def train(request: TrainRequest) -> TrainedBaseline:
     steps_per_pass = n_images // cfg.batch_size
     # PICA trains its heads in the order listed, [70, K]: the over-clustering head first.
     heads = [1, 0] if len(network.heads) == 2 else [0]
+    # One forward for both views, so that DDP sees one forward per backward; the head not
+    # trained in a pass has no gradient then.
+    forward = data_parallel(network, head_logits, device, unused_parameters=len(heads) > 1)
     saver = PeriodicSaver(request, stateful, state, SAVE_EVERY_S)
     network.train()
     for epoch in progress(range(state.epoch, cfg.epochs), initial=state.epoch, total=cfg.epochs, desc="drc epochs"):
-        draw = step_generator(generator, device)
+        draw = step_generator(rank_generator(generator), device)  # alone: as before
         parts = {(head, name): EpochLosses("baseline@drc", epoch, HINT, check=name == "loss")
                  for head in heads for name in PARTS}
         norms = EpochLosses("baseline@drc", epoch, HINT, check=False)
@@ -90,8 +97,9 @@ def train(request: TrainRequest) -> TrainedBaseline:
         for head in heads:
             order = torch.randperm(n_images, generator=generator).to(device)
             for step in range(steps_per_pass):
-                batch = images[order[step * cfg.batch_size : (step + 1) * cfg.batch_size]].float() / 255.0
-                losses, logits = _step(network, head, optimizer, augment, batch, cfg, device, precision, draw)
+                rows = shard(order[step * cfg.batch_size : (step + 1) * cfg.batch_size])
+                batch = images[rows].float() / 255.0
+                losses, logits = _step(forward, head, optimizer, augment, batch, cfg, device, precision, draw)
                 for name, value in losses.items():
                     parts[(head, name)].add(value, step)
                 if head == 0:
@@ -109,17 +117,34 @@ def train(request: TrainRequest) -> TrainedBaseline:
     return TrainedBaseline(model=clusterer, arch=arch, curves=curves, summary=summary)
 
 
-def _step(network, head: int, optimizer, augment, batch, cfg: DRCConfig, device, precision,
+def head_logits(network, originals: torch.Tensor, views: torch.Tensor, head: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """One head's logits for the originals and for their augmented views, in two forward
+    passes (two BatchNorm batches, as PICA)."""
+    logits = network.heads[head](network.features(to_model_input(originals)))
+    return logits, network.heads[head](network.features(to_model_input(views)))
+
+
+def gather_repeated(augmented: torch.Tensor, repeats: int) -> torch.Tensor:
+    """Every rank's augmented rows [1..n, 1..n] (`repeats` blocks of its n originals) as the
+    global batch's [1..N, 1..N], the order one process gives (alone: unchanged)."""
+    if not world().active:
+        return augmented
+    blocks = augmented.reshape(repeats, -1, augmented.shape[1]).transpose(0, 1)  # (n, repeats, K)
+    return gather(blocks).transpose(0, 1).reshape(-1, augmented.shape[1])
+
+
+def _step(forward, head: int, optimizer, augment, batch, cfg: DRCConfig, device, precision,
           draw) -> tuple[dict, torch.Tensor]:
     """One update of the trunk and one head on N originals and their repeated augmented views
-    (Eq. 10 on that head's logits). Returns the loss parts and the originals' logits."""
+    (Eq. 10 on that head's logits). Returns the loss parts and the originals' logits.
+    Under DDP `batch` is this rank's shard, and Eq. 10 runs on the global batch's logits
+    gathered from all ranks (L_AF and L_AP contrast every image with every other)."""
     with torch.no_grad():
         originals = original_view(batch, cfg.original_zoom, draw)
         views = augment(batch.repeat(cfg.repeats, 1, 1, 1))  # [1..N, 1..N]: PICA's repeat sampler
     with autocast(device, precision):
-        logits = network.heads[head](network.features(to_model_input(originals)))
-        augmented = network.heads[head](network.features(to_model_input(views)))
-    logits, augmented = logits.float(), augmented.float()
+        logits, augmented = forward(originals, views, head)
+    logits, augmented = gather(logits.float()), gather_repeated(augmented.float(), cfg.repeats)
     repeated = logits.repeat(cfg.repeats, 1)
     probabilities, augmented_probabilities = torch.softmax(repeated, dim=1), torch.softmax(augmented, dim=1)
     af = assignment_feature_loss(repeated, augmented, cfg.t_af, cfg.similarity)

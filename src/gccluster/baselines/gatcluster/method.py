@@ -41,6 +41,7 @@ from gccluster.baselines.gatcluster.losses import (
 )
 from gccluster.baselines.gatcluster.model import GATClusterClusterer, to_grey_input
 from gccluster.baselines.gatcluster.params import GATClusterConfig
+from gccluster.distributed import data_parallel, from_main, gather, require_rows_per_rank, shard, world
 from gccluster.errors import UserError
 from gccluster.metrics import cluster_balance
 from gccluster.runtime import autocast, conv_memory_format, images_to_tensor, progress, to_model_input
@@ -51,6 +52,8 @@ CURVES = (*PARTS, "balance", "fallback", "steps")
 HINT = "lower baselines.gatcluster.lr"
 CHECKPOINT_KIND = "baseline_gatcluster"
 SAVE_EVERY_S = 30.0  # resume state is written at an iteration end at most this often
+# Trains under base.nproc > 1 with DDP: targets from the whole big batch, Eq. 3 on gathered outputs.
+DATA_PARALLEL = True
 
 
 def augmented_views(cfg: GATClusterConfig, dataset: str, channels: int) -> nn.Module:
@@ -85,10 +88,12 @@ def train(request: TrainRequest) -> TrainedBaseline:
         raise UserError(f"baselines.gatcluster: a big batch of {big_batch} images is below the sub-batch "
                         f"({cfg.sub_batch}) or K ({n_clusters}); allowed: big_batch >= {minimum} and as many "
                         "train images")
+    require_rows_per_rank(cfg.sub_batch, "baselines.gatcluster.sub_batch")
     arch = model_arch(request)
     clusterer = GATClusterClusterer(**arch).to(device)
     clusterer.to(memory_format=conv_memory_format(device, precision))
     network = clusterer.network
+    forward = data_parallel(network, lambda m, x: m(x, with_attention=cfg.am)[:2], device)
     optimizer = torch.optim.Adam(network.parameters(), lr=cfg.lr, fused=True)
     augment = augmented_views(cfg, request.dataset, channels).to(device)
     weights = cfg.weights()
@@ -105,6 +110,7 @@ def train(request: TrainRequest) -> TrainedBaseline:
         batch = images[batches.next(n_images, big_batch, minimum, generator).to(device)].float() / 255.0
         targets = _targets(network, batch, cfg, n_clusters, device, precision, generator)
         with torch.no_grad():
+            same_views_on_every_rank(generator)
             views = to_grey_input(to_model_input(augment(batch)))
         network.train()
         parts = {name: EpochLosses("baseline@gatcluster", iteration, HINT, check=name == "loss") for name in PARTS}
@@ -113,7 +119,7 @@ def train(request: TrainRequest) -> TrainedBaseline:
             order = torch.randperm(len(batch), generator=generator).to(device)
             for step in range(per_pass):
                 rows = order[step * cfg.sub_batch : (step + 1) * cfg.sub_batch]
-                for name, value in _step(network, optimizer, views[rows], targets, rows, cfg, weights, device,
+                for name, value in _step(forward, optimizer, views, targets, rows, cfg, weights, device,
                                          precision).items():
                     parts[name].add(value, step)
         for name, values in parts.items():
@@ -139,12 +145,15 @@ def _targets(network, batch: torch.Tensor, cfg: GATClusterConfig, n_clusters: in
     label-free collapse watch)."""
     network.eval()
     chunks = []
-    for start in range(0, len(batch), cfg.target_chunk):
+    mine = batch[shard(torch.arange(len(batch), device=batch.device))]  # alone: all of it
+    for start in range(0, len(mine), cfg.target_chunk):
         with autocast(device, precision):
-            label_features, _, _ = network(to_grey_input(to_model_input(batch[start : start + cfg.target_chunk])),
+            label_features, _, _ = network(to_grey_input(to_model_input(mine[start : start + cfg.target_chunk])),
                                            with_attention=False)
         chunks.append(label_features.float())
-    label_features = torch.cat(chunks)
+    # Under DDP every rank has the whole big batch's l; the targets come from the first rank's
+    # (k-means on every rank would agree only up to float rounding).
+    label_features = from_main(gather(torch.cat(chunks)))
     sharpened = attention_target(label_features)
     targets = {"t": balanced_target(label_features), "a": sharpened, "fallback": False,
                "balance": round(cluster_balance(torch.bincount(label_features.argmax(dim=1),
@@ -153,16 +162,28 @@ def _targets(network, batch: torch.Tensor, cfg: GATClusterConfig, n_clusters: in
         seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
         assignments = kmeans_assignments(sharpened, n_clusters, cfg.kmeans_n_init, seed)
         relations, targets["fallback"] = relation_target(assignments, n_clusters, cfg.min_ratio)
-        targets["r"] = relations.to(batch.device)
+        targets["r"] = from_main(relations.to(batch.device))
+        targets["fallback"] = bool(from_main(torch.tensor(int(targets["fallback"]), device=batch.device)))
     return targets
 
 
-def _step(network, optimizer, views: torch.Tensor, targets: dict, rows: torch.Tensor, cfg: GATClusterConfig,
+def same_views_on_every_rank(generator: torch.Generator) -> None:
+    """Under DDP: seed the augmentations (kornia draws from the global RNG) alike on every
+    rank, so that each image has one view per iteration as alone, whichever rank trains on
+    it in a pass. Alone: nothing (the stage's RNG as before)."""
+    if world().active:
+        torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))
+
+
+def _step(forward, optimizer, views: torch.Tensor, targets: dict, rows: torch.Tensor, cfg: GATClusterConfig,
           weights, device, precision) -> dict[str, torch.Tensor]:
-    """One Adam step of Eq. 3 on a sub-batch of augmented views with their fixed targets."""
+    """One Adam step of Eq. 3 on the sub-batch `rows` of the augmented views with their fixed
+    targets. Under DDP each rank runs its shard of `rows` and Eq. 3 (L_E's batch mean and
+    L_R's pairs included) runs on the outputs gathered from all ranks."""
     with autocast(device, precision):
-        label_features, attention, _ = network(views, with_attention=cfg.am)
-    label_features = label_features.float()
+        label_features, attention = forward(views[shard(rows)])
+    label_features = gather(label_features.float())
+    attention = gather(attention) if attention is not None else None
     parts = {"e": entropy_loss(label_features)}
     if cfg.ti:
         parts["t"] = transformation_invariance_loss(label_features, targets["t"][rows])

@@ -30,6 +30,7 @@ from gccluster.baselines.common import (
 from gccluster.baselines.precise.losses import classifier_loss, critic_loss, eta_schedule, generator_loss
 from gccluster.baselines.precise.model import PreciseClusterer, PreciseCritic, unit_to_uint8
 from gccluster.baselines.precise.params import PreciseConfig
+from gccluster.distributed import average_gradients, rank_generator, require_rows_per_rank, share, shard
 from gccluster.errors import UserError
 from gccluster.metrics import cluster_balance
 from gccluster.runtime import autocast, conv_memory_format, images_to_tensor, progress, step_generator
@@ -43,6 +44,8 @@ CURVES = (*PARTS, "eta", "real_entropy", "balance", "iteration")
 HINT = "lower baselines.precise.lr (an epoch here is one loss.csv row of log_every generator iterations)"
 CHECKPOINT_KIND = "baseline_precise"
 SAVE_EVERY_S = 30.0  # resume state is written at a row end at most this often
+# Trains under base.nproc > 1: each loss is a per-image mean, so shards + averaged gradients are exact.
+DATA_PARALLEL = True
 PAPER_ITERATIONS = 900_000
 
 
@@ -67,6 +70,7 @@ def train(request: TrainRequest) -> TrainedBaseline:
     n_images, size, _, channels = request.images.shape
     if n_images < cfg.batch_size:
         raise UserError(f"baselines.precise.batch_size = {cfg.batch_size} exceeds the {n_images} train images")
+    require_rows_per_rank(cfg.batch_size, "baselines.precise.batch_size")
     arch = model_arch(request)
     clusterer = PreciseClusterer(**arch)
     critic = PreciseCritic(size, channels, cfg.width)
@@ -92,13 +96,13 @@ def train(request: TrainRequest) -> TrainedBaseline:
     while iteration < cfg.iterations:
         row = len(history["iteration"])
         end = min(cfg.iterations, (iteration // cfg.log_every + 1) * cfg.log_every)
-        draw = step_generator(generator, device)
+        draw = step_generator(rank_generator(generator), device)  # alone: as before
         parts = {name: EpochLosses("baseline@precise", row, HINT, check=name in ("loss", "critic", "classifier"))
                  for name in PARTS}
         for step, t in enumerate(range(iteration, end)):
             n_critic, n_class = cfg.steps_at(t)
             for _ in range(n_critic):
-                real = images[batches.next(n_images, cfg.batch_size, cfg.batch_size, generator).to(device)]
+                real = images[shard(batches.next(n_images, cfg.batch_size, cfg.batch_size, generator)).to(device)]
                 for name, value in _critic_step(networks, optimizers["d"], real.float() / 255.0, cfg,
                                                 request.n_clusters, device, precision, draw).items():
                     parts[name].add(value, step)
@@ -144,15 +148,16 @@ def train(request: TrainRequest) -> TrainedBaseline:
 
 def _critic_step(networks, optimizer, real: torch.Tensor, cfg: PreciseConfig, n_clusters: int, device, precision,
                  draw) -> dict[str, torch.Tensor]:
-    """One D update (Eq. 5) on a real batch and a generated one of the same size."""
+    """One D update (Eq. 5) on a real batch and a generated one of the same size. Under DDP
+    on this rank's shard, its mean weighted (`distributed.share`) and the gradients averaged over
+    ranks: the global batch's gradient (the penalty is per image, so this is exact)."""
     g_net, critic = networks["clusterer"].generator, networks["critic"]
     labels, noise = sample_codes(len(real), n_clusters, cfg.noise_dim, draw, device)
     with torch.no_grad(), autocast(device, precision):
         fake = g_net(labels, noise)
     with autocast(device, precision):
         loss, estimate, penalty = critic_loss(critic, real, fake.to(real.dtype), cfg.gp_lambda, generator=draw)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    _backward_mean(loss, optimizer, len(real), cfg.batch_size)
     optimizer.step()
     return {"critic": loss.detach(), "wasserstein": estimate, "gp": penalty}
 
@@ -162,14 +167,13 @@ def _classifier_step(networks, optimizer, cfg: PreciseConfig, n_clusters: int, d
     """One C update (Eq. 6) on a generated batch with its fake labels; also C's accuracy on
     that batch before the update (diagnostic (3) of B.7: it should approach 1)."""
     g_net, c_net = networks["clusterer"].generator, networks["clusterer"].classifier
-    labels, noise = sample_codes(cfg.batch_size, n_clusters, cfg.noise_dim, draw, device)
+    labels, noise = sample_codes(rows_here(cfg.batch_size), n_clusters, cfg.noise_dim, draw, device)
     with torch.no_grad(), autocast(device, precision):
         fake = g_net(labels, noise)
     with autocast(device, precision):
         logits, _ = c_net(fake)
     loss = classifier_loss(logits, labels)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    _backward_mean(loss, optimizer, len(labels), cfg.batch_size)
     optimizer.step()
     return {"classifier": loss.detach(), "fake_acc": (logits.detach().argmax(dim=1) == labels).float().mean()}
 
@@ -179,16 +183,29 @@ def _generator_step(networks, optimizer, cfg: PreciseConfig, n_clusters: int, et
     """One G update (Eq. 7): the gradient flows through D and C into G's parameters only
     (`backward(inputs=...)`), so D and C are unchanged and keep no gradient from it."""
     g_net = networks["clusterer"].generator
-    labels, noise = sample_codes(cfg.batch_size, n_clusters, cfg.noise_dim, draw, device)
+    labels, noise = sample_codes(rows_here(cfg.batch_size), n_clusters, cfg.noise_dim, draw, device)
     with autocast(device, precision):
         fake = g_net(labels, noise)
         scores = networks["critic"](fake)
         logits, _ = networks["clusterer"].classifier(fake)
     loss, reality, entropy = generator_loss(scores, logits, labels, eta)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward(inputs=list(g_net.parameters()))
+    _backward_mean(loss, optimizer, len(labels), cfg.batch_size, inputs=list(g_net.parameters()))
     optimizer.step()
     return {"loss": loss.detach(), "reality": reality, "entropy": entropy}
+
+
+def rows_here(batch_size: int) -> int:
+    """This rank's part of a generated batch of `batch_size` (alone: all of it)."""
+    return len(shard(torch.arange(batch_size)))
+
+
+def _backward_mean(loss: torch.Tensor, optimizer, local: int, global_batch: int, inputs=None) -> None:
+    """Gradients of the global batch's mean from this rank's mean of `local` images: the
+    loss weighted by `distributed.share`, then averaged over ranks (alone: loss.backward())."""
+    weight = share(local, global_batch)
+    optimizer.zero_grad(set_to_none=True)
+    (loss * weight if weight != 1.0 else loss).backward(inputs=inputs)
+    average_gradients(optimizer)
 
 
 @torch.no_grad()
