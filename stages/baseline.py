@@ -16,7 +16,7 @@ from gccluster.baselines.common import TrainRequest, predict_images
 from gccluster.baselines.registry import method_info, method_module
 from gccluster.checkpoints import save_checkpoint
 from gccluster.config import load_params
-from gccluster.distributed import is_worker, workers
+from gccluster.distributed import workers
 from gccluster.data.prepare import load_prepared, require_images_for_clusters
 from gccluster.errors import UserError, stage_errors
 from gccluster.figures import first_per_cluster, save_cluster_grid
@@ -41,11 +41,7 @@ def main(
             raise UserError(f"baselines.run = {list(params.baselines.run)} does not list {name!r}")
         method = method_module(name)
         cfg = getattr(params.baselines, name)
-        nproc = params.base.nproc if getattr(method, "DATA_PARALLEL", False) else 1
-        if nproc < params.base.nproc and not is_worker():
-            print(f"baseline@{name}: trains in one process (base.nproc = {params.base.nproc} is not "
-                  "implemented for this method yet)", flush=True)
-        with workers(nproc, params.base.device, f"baseline@{name}") as world:
+        with workers(params.base.nproc, params.base.device, f"baseline@{name}") as world:
             device = resolve_device(params.base.device)
             data = load_prepared(paths.PREPARED_DIR)
             k = cfg.resolved_n_clusters(params.pseudolabel.n_clusters)

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from gccluster.config import DiffusionConfig
-from gccluster.distributed import data_parallel, rank_generator, require_rows_per_rank, share, shard, world
+from gccluster.distributed import backward_mean, data_parallel, rank_generator, require_rows_per_rank, shard, world
 from gccluster.runtime import autocast, images_to_tensor, progress, step_generator, to_model_input
 from gccluster.train.optim import EpochLosses, adam
 from gccluster.train.resume import EpochCheckpointer, ResumeState
@@ -161,9 +161,8 @@ def train_diffusion(
             idx = shard(batch)
             with autocast(device, precision):
                 loss = diffusion_loss(denoiser, scheduler, to_model_input(data[idx]), targets[idx], draws)
-            weight = share(len(idx), len(batch))  # DDP's mean over ranks = the global batch mean
             optimizer.zero_grad(set_to_none=True)
-            (loss * weight if weight != 1.0 else loss).backward()
+            backward_mean(loss, len(idx), len(batch))  # DDP's mean over ranks = the global batch mean
             optimizer.step()
             losses.add(loss, step, weight=len(idx))
         mean_loss = losses.mean()

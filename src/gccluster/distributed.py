@@ -29,6 +29,7 @@ so results match one process in distribution, not bit for bit.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 import warnings
@@ -202,6 +203,22 @@ def share(local_count: int, global_count: int) -> float:
     return w.size * local_count / global_count if w.active else 1.0
 
 
+def backward_mean(loss: torch.Tensor, local_count: int, global_count: int, inputs=None) -> None:
+    """Backward of a per-image mean over this rank's `local_count` images of a global batch
+    of `global_count`, weighted by `share`, so that the mean over ranks of the gradients (DDP's
+    or `average_gradients`) is the gradient of the global batch's mean. Alone: loss.backward()."""
+    weight = share(local_count, global_count)
+    (loss * weight if weight != 1.0 else loss).backward(inputs=inputs)
+
+
+def local_rows(batch: torch.Tensor) -> torch.Tensor:
+    """This rank's contiguous part of a batch of rows (`shard` of its row indices); alone,
+    the batch itself, not a copy."""
+    if not world().active:
+        return batch
+    return batch[shard(torch.arange(len(batch), device=batch.device))]
+
+
 def _gather_equal(x: torch.Tensor) -> torch.Tensor:
     """All ranks' x (same shape on every rank) concatenated along dim 0, with autograd."""
     if x.requires_grad:
@@ -257,16 +274,24 @@ def rank_generator(generator: torch.Generator, device: torch.device | None = Non
     """This rank's random stream for the per-image draws of one epoch (augmentations, noise).
 
     Alone: `generator` itself (results as before). Under DDP: one draw from the shared
-    `generator` (the same on every rank, so it stays in step) seeds a stream per rank; the
-    global torch RNG (which kornia's augmentations use) is seeded from it too.
+    `generator` (the same on every rank, so it stays in step) seeds a stream per rank, and
+    the global torch RNG (which the augmentations use) gets a seed of its own from it: seeded
+    alike, the two would restart the same numbers every epoch, and the augmentations of a
+    step would repeat the noise the returned stream had just drawn.
     """
     w = world()
     if not w.active:
         return generator
     base = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
-    seed = (base * 1_000_003 + w.rank) % (2**63 - 1)
-    torch.manual_seed(seed)
-    return torch.Generator(device=device or "cpu").manual_seed(seed)
+    torch.manual_seed(_rank_seed(base, w.rank, "global"))
+    return torch.Generator(device=device or "cpu").manual_seed(_rank_seed(base, w.rank, "stream"))
+
+
+def _rank_seed(base: int, rank: int, purpose: str) -> int:
+    """A seed per (draw of the shared generator, rank, purpose), hashed: the CPU generator
+    keeps only a seed's low 32 bits, so seeds that differ above them give the same stream."""
+    digest = hashlib.sha256(f"{base}/{rank}/{purpose}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
 
 
 def average_gradients(optimizer: torch.optim.Optimizer) -> None:

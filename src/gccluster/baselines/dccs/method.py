@@ -33,11 +33,12 @@ from gccluster.data.augment import FusedViews, ViewSpec, kornia_views, resolve_b
 from gccluster.distributed import (
     all_sum,
     average_gradients,
+    backward_mean,
     gather,
     rank_generator,
     require_rows_per_rank,
-    share,
     shard,
+    share,
     sync_batchnorm,
     world,
 )
@@ -50,8 +51,6 @@ CURVES = ("loss", "mi", "aug", "adv_encoder", "critic", "wasserstein", "balance"
 HINT = "lower baselines.dccs.lr"
 CHECKPOINT_KIND = "baseline_dccs"
 SAVE_EVERY_S = 30.0  # resume state is written at an epoch end at most this often
-# Trains under base.nproc > 1: Eq. 12-13 on gathered codes, gradients averaged over ranks.
-DATA_PARALLEL = True
 
 
 class DCCSClusterer(nn.Module):
@@ -204,9 +203,12 @@ def train(request: TrainRequest) -> TrainedBaseline:
             else:
                 loss, estimate = _critic_step(model, optimizer_c, batch, cfg, weights, request.n_clusters,
                                               device, precision, mine, batch_size)
-                parts["critic"].add(loss, step)
-                parts["wasserstein"].add(estimate, step)
-                counters.window_sum = counters.window_sum + estimate  # a tensor: no host sync per step
+                # A per-image mean over this rank's rows: weighted by its share, the mean over
+                # ranks is the global batch's for unequal shards too (alone: weight 1).
+                weight = share(len(batch), batch_size)
+                parts["critic"].add(loss, step, weight)
+                parts["wasserstein"].add(estimate, step, weight)
+                counters.window_sum = counters.window_sum + estimate * weight  # a tensor: no host sync per step
                 counters.window_count += 1
             counters.batches += 1
             if counters.batches % cycle == 0 and counters.encoder_steps % cfg.check_every == 0:
@@ -241,7 +243,7 @@ def _check_stop(counters: _Counters, plateau: WassersteinPlateau) -> None:
     if counters.window_count == 0:
         return
     window_sum = counters.window_sum
-    if world().active:  # every rank takes the same decision, on the estimate over all ranks
+    if world().active:  # every rank takes the same decision, on the global batches' estimate
         window_sum = all_sum(torch.as_tensor(window_sum, dtype=torch.float64)) / world().size
     window = float(window_sum) / counters.window_count
     counters.window_sum, counters.window_count = 0.0, 0
@@ -301,9 +303,8 @@ def _critic_step(model, optimizer, batch, cfg: DCCSConfig, weights: DCCSWeights,
     prior = sample_prior(len(z), cfg.style_dim, n_clusters, cfg.style_sigma, draw, device)
     adversarial, estimate = critic_loss(critic, prior, z, cfg.gp_lambda, generator=draw)
     loss = critic_objective(weights, adversarial)
-    weight = share(len(z), global_batch)
     optimizer.zero_grad(set_to_none=True)
-    (loss * weight if weight != 1.0 else loss).backward()
+    backward_mean(loss, len(z), global_batch)
     average_gradients(optimizer)
     optimizer.step()
     return loss.detach(), estimate

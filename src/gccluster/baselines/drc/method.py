@@ -37,8 +37,6 @@ CURVES = (*PARTS, "logit_norm", "balance", *(f"{name}_over" for name in PARTS))
 HINT = "lower baselines.drc.lr"
 CHECKPOINT_KIND = "baseline_drc"
 SAVE_EVERY_S = 30.0  # resume state is written at an epoch end at most this often
-# Trains under base.nproc > 1 with DDP, Eq. 10 on the batch gathered from all ranks.
-DATA_PARALLEL = True
 
 
 def augmented_view_spec(cfg: DRCConfig, dataset: str, channels: int):

@@ -41,7 +41,7 @@ from gccluster.baselines.gatcluster.losses import (
 )
 from gccluster.baselines.gatcluster.model import GATClusterClusterer, to_grey_input
 from gccluster.baselines.gatcluster.params import GATClusterConfig
-from gccluster.distributed import data_parallel, from_main, gather, require_rows_per_rank, shard, world
+from gccluster.distributed import data_parallel, from_main, gather, local_rows, require_rows_per_rank, shard, world
 from gccluster.errors import UserError
 from gccluster.metrics import cluster_balance
 from gccluster.runtime import autocast, conv_memory_format, images_to_tensor, progress, to_model_input
@@ -52,8 +52,6 @@ CURVES = (*PARTS, "balance", "fallback", "steps")
 HINT = "lower baselines.gatcluster.lr"
 CHECKPOINT_KIND = "baseline_gatcluster"
 SAVE_EVERY_S = 30.0  # resume state is written at an iteration end at most this often
-# Trains under base.nproc > 1 with DDP: targets from the whole big batch, Eq. 3 on gathered outputs.
-DATA_PARALLEL = True
 
 
 def augmented_views(cfg: GATClusterConfig, dataset: str, channels: int) -> nn.Module:
@@ -145,7 +143,7 @@ def _targets(network, batch: torch.Tensor, cfg: GATClusterConfig, n_clusters: in
     label-free collapse watch)."""
     network.eval()
     chunks = []
-    mine = batch[shard(torch.arange(len(batch), device=batch.device))]  # alone: all of it
+    mine = local_rows(batch)
     for start in range(0, len(mine), cfg.target_chunk):
         with autocast(device, precision):
             label_features, _, _ = network(to_grey_input(to_model_input(mine[start : start + cfg.target_chunk])),

@@ -30,7 +30,7 @@ from gccluster.baselines.common import (
 from gccluster.baselines.precise.losses import classifier_loss, critic_loss, eta_schedule, generator_loss
 from gccluster.baselines.precise.model import PreciseClusterer, PreciseCritic, unit_to_uint8
 from gccluster.baselines.precise.params import PreciseConfig
-from gccluster.distributed import average_gradients, rank_generator, require_rows_per_rank, share, shard
+from gccluster.distributed import average_gradients, backward_mean, rank_generator, require_rows_per_rank, shard, share
 from gccluster.errors import UserError
 from gccluster.metrics import cluster_balance
 from gccluster.runtime import autocast, conv_memory_format, images_to_tensor, progress, step_generator
@@ -44,8 +44,6 @@ CURVES = (*PARTS, "eta", "real_entropy", "balance", "iteration")
 HINT = "lower baselines.precise.lr (an epoch here is one loss.csv row of log_every generator iterations)"
 CHECKPOINT_KIND = "baseline_precise"
 SAVE_EVERY_S = 30.0  # resume state is written at a row end at most this often
-# Trains under base.nproc > 1: each loss is a per-image mean, so shards + averaged gradients are exact.
-DATA_PARALLEL = True
 PAPER_ITERATIONS = 900_000
 
 
@@ -99,21 +97,24 @@ def train(request: TrainRequest) -> TrainedBaseline:
         draw = step_generator(rank_generator(generator), device)  # alone: as before
         parts = {name: EpochLosses("baseline@precise", row, HINT, check=name in ("loss", "critic", "classifier"))
                  for name in PARTS}
+        # Every step's parts are means over this rank's rows: weighted by its share, the
+        # curves are the global batches' means for unequal shards too (alone: weight 1).
+        weight = share(rows_here(cfg.batch_size), cfg.batch_size)
         for step, t in enumerate(range(iteration, end)):
             n_critic, n_class = cfg.steps_at(t)
             for _ in range(n_critic):
                 real = images[shard(batches.next(n_images, cfg.batch_size, cfg.batch_size, generator)).to(device)]
                 for name, value in _critic_step(networks, optimizers["d"], real.float() / 255.0, cfg,
                                                 request.n_clusters, device, precision, draw).items():
-                    parts[name].add(value, step)
+                    parts[name].add(value, step, weight)
             for _ in range(n_class):
                 for name, value in _classifier_step(networks, optimizers["c"], cfg, request.n_clusters, device,
                                                     precision, draw).items():
-                    parts[name].add(value, step)
+                    parts[name].add(value, step, weight)
             eta = eta_schedule(t, cfg.eta0, cfg.gamma, tau)
             for name, value in _generator_step(networks, optimizers["g"], cfg, request.n_clusters, eta, device,
                                                precision, draw).items():
-                parts[name].add(value, step)
+                parts[name].add(value, step, weight)
             bar.update(1)
         iteration = end
         for name, values in parts.items():
@@ -202,9 +203,8 @@ def rows_here(batch_size: int) -> int:
 def _backward_mean(loss: torch.Tensor, optimizer, local: int, global_batch: int, inputs=None) -> None:
     """Gradients of the global batch's mean from this rank's mean of `local` images: the
     loss weighted by `distributed.share`, then averaged over ranks (alone: loss.backward())."""
-    weight = share(local, global_batch)
     optimizer.zero_grad(set_to_none=True)
-    (loss * weight if weight != 1.0 else loss).backward(inputs=inputs)
+    backward_mean(loss, local, global_batch, inputs=inputs)
     average_gradients(optimizer)
 
 
