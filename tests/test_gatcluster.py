@@ -190,6 +190,26 @@ def test_the_losses_reach_the_trunk_and_the_attention_module():
         assert grads and any(g.abs().sum() > 0 for g in grads)
 
 
+def test_saturated_heads_stay_below_one_and_keep_a_bounded_gradient_under_bf16():
+    """Both heads' softmax in float32 under CPU bf16 autocast: a softmax of 1 - 6e-5 would
+    round to exactly 1.0 in bf16, where L_A's BCE against a target of 0.999 has a gradient of
+    about 1e9 (the breakdowns of the bf16 runs on an AMX CPU)."""
+    torch.manual_seed(0)
+    net = GATClusterNetwork(16, 4, 8, True, 0.05, "code")
+    with torch.no_grad():
+        for head in (net.classifier, net.att_classifier):
+            head[2].weight.zero_()
+            head[2].bias.copy_(torch.tensor([12.0, 0.0, 0.0, 0.0]))  # softmax 1 - 6.1e-5 in float32
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        l, l_a, _ = net(torch.randn(8, 1, 16, 16))
+    assert l.dtype == l_a.dtype == torch.float32
+    assert (l[:, 0] < 1).all() and (l_a[:, 0] < 1).all()
+    target = torch.tensor([0.999, 1 / 3000, 1 / 3000, 1 / 3000]).expand(8, 4)
+    attention_loss(l_a, target).backward()
+    gradient = torch.cat([p.grad.flatten() for p in net.att_classifier.parameters()])
+    assert torch.isfinite(gradient).all() and gradient.norm() < 1.0
+
+
 def test_colour_images_are_made_grey():
     x = torch.rand(2, 3, 16, 16) * 2 - 1
     grey = to_grey_input(x)
