@@ -95,13 +95,14 @@ def main(
         seconds = time.perf_counter() - start
         for space in todo:
             encoder = kmeans_space_encoder(result.backbone, result.projector, space)
-            train_features = extract_features(encoder, data.train.images, device)
+            train_features = extract_features(encoder, data.train.images, device, precision=params.base.precision)
             stability = kmeans_stability(train_features, k, runs=stability_runs, seed=seed)
             # Sensitivity only (labels): never read when choosing.
             kmeans = kmeans_pseudo_labels(train_features, k, params.pseudolabel.kmeans_n_init, seed)
             test = clustering_scores(
                 data.test.labels,
-                assign_to_centers(extract_features(encoder, data.test.images, device), kmeans.centers),
+                assign_to_centers(extract_features(encoder, data.test.images, device, precision=params.base.precision),
+                                  kmeans.centers),
             )
             row = [*values, space, round(stability, 4), round(result.epoch_loss[-1], 4), round(seconds, 1),
                    test["acc"], test["nmi"], test["ari"]]

@@ -42,20 +42,21 @@ def main(
     backbone, head = load_clustering_branch(paths.BACKBONE, paths.CLUSTER_HEAD)
     projector = load_projector(paths.PROJECTOR, backbone.feature_dim)
     kmeans = read_npz(paths.KMEANS, ("centers", "space"), "K-means centers and their space")
-    k, seed = params.pseudolabel.n_clusters, params.base.seed
+    k, seed, precision = params.pseudolabel.n_clusters, params.base.seed, params.base.precision
     scores: dict[str, object] = {"kmeans_space": str(kmeans["space"]), "kmeans_stability": {}}
     for space in ("backbone", "projection"):
         start = time.perf_counter()
-        train = extract_features(kmeans_space_encoder(backbone, projector, space), data.train.images, device)
+        train = extract_features(kmeans_space_encoder(backbone, projector, space), data.train.images, device,
+                                 precision=precision)
         scores["kmeans_stability"][space] = round(kmeans_stability(train, k, seed=seed), 4)
         print(f"K-means stability, {space}: {scores['kmeans_stability'][space]} ({time.perf_counter() - start:.0f} s)")
     # Test labels from here on: reporting only.
     labels = data.test.labels
     used = kmeans_space_encoder(backbone, projector, str(kmeans["space"]))
     scores["pretext_kmeans"] = clustering_scores(
-        labels, assign_to_centers(extract_features(used, data.test.images, device), kmeans["centers"]))
+        labels, assign_to_centers(extract_features(used, data.test.images, device, precision=precision), kmeans["centers"]))
     scores["cluster_head"] = clustering_scores(
-        labels, predict_clusters(head, extract_features(backbone, data.test.images, device), device))
+        labels, predict_clusters(head, extract_features(backbone, data.test.images, device, precision=precision), device))
     if pixels:
         scores["kmeans_pixels"] = clustering_scores(
             labels, pixel_kmeans_predictions(data, k, params.evaluate.pixel_kmeans_n_init, seed))

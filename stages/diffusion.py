@@ -31,7 +31,8 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params")) -> None:
             data = load_prepared(paths.PREPARED_DIR)
             backbone, head = load_clustering_branch(paths.BACKBONE, paths.CLUSTER_HEAD)
             generator = seed_everything(params.base.seed)
-            pseudo = predict_clusters(head, extract_features(backbone, data.train.images, device), device)
+            features = extract_features(backbone, data.train.images, device, precision=params.base.precision)
+            pseudo = predict_clusters(head, features, device)
             arch = unet_arch(cfg, data.meta["image_size"], data.meta["channels"], head.n_clusters)
             config = {"base": params.base.model_dump(), "diffusion": cfg.training_settings(), "data": data.meta}
             checkpointer = EpochCheckpointer("diffusion", config, code=Path(__file__),

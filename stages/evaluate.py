@@ -33,11 +33,12 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params")) -> None:
         projector = load_projector(paths.PROJECTOR, backbone.feature_dim) if space == "projection" else None
         stage_one = stage_one_metrics(
             data, backbone, head, kmeans["centers"], device, kmeans_space_encoder(backbone, projector, space),
-            params.evaluate.batch_size, params.evaluate.pixel_kmeans_n_init, params.base.seed,
+            params.evaluate.batch_size, params.evaluate.pixel_kmeans_n_init, params.base.seed, params.base.precision,
         )
         metrics = dict(stage_one)
         chain = round_chain(params.gcc.rounds)
-        rounds = round_metrics(data, chain, device, params.evaluate.batch_size, params.base.seed)
+        rounds = round_metrics(data, chain, device, params.evaluate.batch_size, params.base.seed,
+                               precision=params.base.precision)
         metrics["rounds"] = rounds
         metrics["final"] = {k: v for k, v in rounds[chain[-1]].items()
                             if k not in ("heldout_agreement", "train_bank_fit")}
@@ -45,7 +46,8 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params")) -> None:
         for method, (backbone_file, head_file) in zip(
                 paths.GCC_ASSIGNMENT_METHODS, ((paths.BACKBONE, paths.CLUSTER_HEAD), (final.backbone, final.cluster_head))):
             branch = load_clustering_branch(backbone_file, head_file)
-            rows = assignment_rows(data, head_assignments(*branch, device, params.evaluate.batch_size))
+            predict = head_assignments(*branch, device, params.evaluate.batch_size, params.base.precision)
+            rows = assignment_rows(data, predict)
             write_assignments(paths.assignments_file(method), rows)
         write_csv(paths.METRICS_BY_ROUND, metrics_by_round(metrics, rounds))
         write_json(paths.METRICS, metrics)

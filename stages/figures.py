@@ -36,7 +36,10 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params")) -> None:
         final = paths.RoundPaths(chain[-1])
 
         backbone, head = load_clustering_branch(final.backbone, final.cluster_head)
-        test_clusters = predict_clusters(head, extract_features(backbone, data.test.images, device), device)
+        def features_of(model, images):
+            return extract_features(model, images, device, precision=params.base.precision)
+
+        test_clusters = predict_clusters(head, features_of(backbone, data.test.images), device)
         # The grid a user looks at first: real test images of each final cluster, one row each.
         save_cluster_grid(first_per_cluster(data.test.images, test_clusters, head.n_clusters, CLUSTER_GRID),
                           CLUSTER_GRID, paths.CLUSTERS_FIGURE)
@@ -54,7 +57,7 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params")) -> None:
         perplexity = min(cfg.tsne_perplexity, (len(chosen) - 1) / 3)
         maps = []
         for backbone in (load_backbone(paths.BACKBONE), load_backbone(final.backbone)):
-            features = extract_features(backbone, images, device)
+            features = features_of(backbone, images)
             tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=params.base.seed)
             maps.append(tsne.fit_transform(features))
         plot_tsne_pair(maps, ["pretext (SimCLR) features F(x)", f"after GCC round {final.name} (final)"],
@@ -62,7 +65,7 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params")) -> None:
 
         # Fig. 4: real train images grouped by the final head's cluster, then what each round's
         # G generates once that round has fine-tuned it (its held-out draw, results/<round>/samples.npz).
-        clusters = predict_clusters(head, extract_features(backbone, data.train.images, device), device)
+        clusters = predict_clusters(head, features_of(backbone, data.train.images), device)
         per = cfg.grid_per_cluster
         panels = [("real (by final cluster)", first_per_cluster(data.train.images, clusters, head.n_clusters, per))]
         for name in chain:

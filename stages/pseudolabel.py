@@ -28,10 +28,10 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params")) -> None:
         require_images_for_clusters(data, cfg.n_clusters, "pseudolabel.n_clusters")
         backbone = load_backbone(paths.BACKBONE)
         generator = seed_everything(params.base.seed)
-        features = extract_features(backbone, data.train.images, device)
+        features = extract_features(backbone, data.train.images, device, precision=params.base.precision)
         if cfg.kmeans_space == "projection":
             encoder = kmeans_space_encoder(backbone, load_projector(paths.PROJECTOR, backbone.feature_dim), "projection")
-            kmeans_input = extract_features(encoder, data.train.images, device)
+            kmeans_input = extract_features(encoder, data.train.images, device, precision=params.base.precision)
         else:
             kmeans_input = features
         kmeans = kmeans_pseudo_labels(kmeans_input, cfg.n_clusters, cfg.kmeans_n_init, params.base.seed)

@@ -60,9 +60,12 @@ def main(
                       "diffusion": params.diffusion.model_dump(include=set(ROUND_DIFFUSION_KEYS)), "data": data.meta}
             resume = {"inputs": [paths.PREPARED_DIR, *inputs], "code": Path(__file__)}
 
+            def train_features(model: torch.nn.Module):  # F(x) of the train split, as trained
+                return extract_features(model, data.train.images, device, precision=params.base.precision)
+
             # (a) The bank, from the frozen G: once now, or fresh at every epoch of (b). Its
             # label mix follows the clusters C predicts on the train split when the round starts.
-            predicted = predict_clusters(head, extract_features(backbone, data.train.images, device), device)
+            predicted = predict_clusters(head, train_features(backbone), device)
             bank_size = cfg.bank_size or len(data.train.images)
 
             def draw_training_bank(bank_generator: torch.Generator) -> Bank:
@@ -78,7 +81,7 @@ def main(
             history, bank = calibration.history, calibration.last_bank
 
             # (c) G with Eq. 6 on the new pseudo labels.
-            pseudo = predict_clusters(head, extract_features(backbone, data.train.images, device), device)
+            pseudo = predict_clusters(head, train_features(backbone), device)
             ddpm_ckpt = EpochCheckpointer(f"{name}-ddpm", config, **resume)
             ddpm = train_diffusion(unet, data.train.images, pseudo, params.diffusion, cfg.diffusion_epochs,
                                    cfg.diffusion_lr, device, generator, stage, ddpm_ckpt,

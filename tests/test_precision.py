@@ -74,3 +74,22 @@ def test_bf16_pretraining_on_cpu_learns():
     assert losses[-1] < losses[0]  # NT-Xent falls under bf16 as it does in fp32
     conv = next(m for m in result.backbone.modules() if isinstance(m, torch.nn.Conv2d))
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_features_follow_the_runs_precision(amx):
+    """extract_features (pseudo labels, banks' label mix, metrics) autocasts as the run's
+    `base.precision` says: fp32 is fp32 on an AMX CPU too, bf16 is bf16 on any CPU."""
+    from gccluster.features import extract_features
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 8))
+    images = np.random.default_rng(0).integers(0, 256, (5, 4, 4, 1), dtype=np.uint8)
+    exact = extract_features(model, images, CPU, precision="fp32")
+    with torch.no_grad():
+        reference = model(runtime.to_model_input(runtime.images_to_tensor(images, CPU))).numpy()
+    np.testing.assert_array_equal(exact, reference)
+    rounded = extract_features(model, images, CPU, precision="bf16")
+    assert rounded.dtype == np.float32 and not np.array_equal(rounded, exact)
+    np.testing.assert_allclose(rounded, exact, atol=0.05)
+    auto = extract_features(model, images, CPU, precision="auto")
+    np.testing.assert_array_equal(auto, rounded if amx else exact)

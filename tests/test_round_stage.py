@@ -128,8 +128,10 @@ def test_heldout_samples_come_from_the_output_generator_and_are_scored_by_evalua
     backbone, head = load_clustering_branch(project / "results/r1/backbone.pt", project / "results/r1/cluster_head.pt")
     scores = json.loads((project / "results/metrics.json").read_text())["rounds"]["r1"]
     cpu = torch.device("cpu")
-    assert scores["heldout_agreement"] == generated_agreement(backbone, head, samples["images"], samples["labels"], cpu, 512)
-    assert scores["train_bank_fit"] == generated_agreement(backbone, head, bank["images"], bank["labels"], cpu, 512)
+    assert scores["heldout_agreement"] == generated_agreement(backbone, head, samples["images"], samples["labels"], cpu, 512,
+                                                                precision=params.base.precision)
+    assert scores["train_bank_fit"] == generated_agreement(backbone, head, bank["images"], bank["labels"], cpu, 512,
+                                                             precision=params.base.precision)
 
 
 def test_fresh_bank_every_epoch_as_large_as_the_train_split(stage_one, tmp_path, chdir_to):
@@ -167,7 +169,8 @@ def test_kmeans_in_the_projection_space_is_used_by_pseudolabel_and_evaluate(stag
     projector = load_projector(project / "results/pretrain/projector.pt", backbone.feature_dim)
     assert kmeans["centers"].shape == (TINY_OVERRIDES["pseudolabel"].get("n_clusters", 10), projector.mlp[-1].out_features)
     test = load_prepared(project / "data/prepared").test
-    features = extract_features(kmeans_space_encoder(backbone, projector, "projection"), test.images, torch.device("cpu"))
+    features = extract_features(kmeans_space_encoder(backbone, projector, "projection"), test.images, torch.device("cpu"),
+                                precision="auto")  # the params' default, as the stages ran
     expected = clustering_scores(test.labels, assign_to_centers(features, kmeans["centers"]))
     found = json.loads((project / "results/metrics.json").read_text())["pretext_kmeans"]
     assert {k: found[k] for k in expected} == expected

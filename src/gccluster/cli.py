@@ -72,7 +72,7 @@ def pick_k(
         space = params.pseudolabel.kmeans_space
         projector = load_projector(paths.PROJECTOR, backbone.feature_dim) if space == "projection" else None
         features = extract_features(kmeans_space_encoder(backbone, projector, space), data.train.images,
-                                    resolve_device(params.base.device))
+                                    resolve_device(params.base.device), precision=params.base.precision)
         if k_max >= len(features):
             raise UserError(f"--max {k_max}: the train split has only {len(features)} images")
         rows = kmeans_k_scan(features, list(range(k_min, k_max + 1)), params.pseudolabel.kmeans_n_init,

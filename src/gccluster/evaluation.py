@@ -59,13 +59,14 @@ def stage_one_metrics(
     batch_size: int,
     pixel_kmeans_n_init: int,
     seed: int,
+    precision: str,
 ) -> dict[str, dict[str, float]]:
     """`kmeans_encoder` maps images to the space the K-means `centers` live in (F, or g∘F:
     `features.kmeans_space_encoder`)."""
     labels, k = test_labels(data), len(centers)
-    features = extract_features(backbone, data.test.images, device, batch_size)
+    features = extract_features(backbone, data.test.images, device, batch_size, precision=precision)
     kmeans_input = features if kmeans_encoder is backbone else extract_features(
-        kmeans_encoder, data.test.images, device, batch_size)
+        kmeans_encoder, data.test.images, device, batch_size, precision=precision)
     pixels = pixel_kmeans_predictions(data, k, pixel_kmeans_n_init, seed)
     return {
         "kmeans_pixels": method_scores(labels, pixels, k, flat_pixels(data.test.images), seed),
@@ -78,33 +79,36 @@ def stage_one_metrics(
 
 def head_scores(
     backbone: torch.nn.Module, head: torch.nn.Module, images: np.ndarray, labels: np.ndarray | None,
-    device: torch.device, batch_size: int, seed: int = 0,
+    device: torch.device, batch_size: int, seed: int = 0, *, precision: str,
 ) -> dict:
-    features = extract_features(backbone, images, device, batch_size)
+    features = extract_features(backbone, images, device, batch_size, precision=precision)
     return method_scores(labels, predict_clusters(head, features, device), head.n_clusters, features, seed)
 
 
 def generated_agreement(
     backbone: torch.nn.Module, head: torch.nn.Module, images: np.ndarray, labels: np.ndarray,
-    device: torch.device, batch_size: int,
+    device: torch.device, batch_size: int, *, precision: str,
 ) -> float:
     """Fraction of generated images that C(F(.)) assigns to their conditioning cluster."""
-    features = extract_features(backbone, images, device, batch_size)
+    features = extract_features(backbone, images, device, batch_size, precision=precision)
     return round(float(np.mean(predict_clusters(head, features, device) == labels)), 4)
 
 
 def round_metrics(
-    data: PreparedDataset, chain: list[str], device: torch.device, batch_size: int, seed: int = 0
+    data: PreparedDataset, chain: list[str], device: torch.device, batch_size: int, seed: int = 0, *,
+    precision: str,
 ) -> dict[str, dict]:
     out = {}
     for name in chain:
         files = RoundPaths(name)
         backbone, head = load_clustering_branch(files.backbone, files.cluster_head)
-        scores = head_scores(backbone, head, data.test.images, test_labels(data), device, batch_size, seed)
+        scores = head_scores(backbone, head, data.test.images, test_labels(data), device, batch_size, seed,
+                             precision=precision)
         for key, path, what in (("heldout_agreement", files.samples, "held-out samples"),
                                 ("train_bank_fit", files.bank, "bank")):
             drawn = read_npz(path, ("images", "labels"), what)
-            scores[key] = generated_agreement(backbone, head, drawn["images"], drawn["labels"], device, batch_size)
+            scores[key] = generated_agreement(backbone, head, drawn["images"], drawn["labels"], device, batch_size,
+                                              precision=precision)
         out[name] = scores
     return out
 
@@ -125,9 +129,11 @@ def metrics_by_round(stage_one: dict, rounds: dict[str, dict]) -> dict[str, list
     }
 
 
-def head_assignments(backbone: torch.nn.Module, head: torch.nn.Module, device: torch.device, batch_size: int):
+def head_assignments(backbone: torch.nn.Module, head: torch.nn.Module, device: torch.device, batch_size: int,
+                     precision: str):
     """A predictor for `assignments.assignment_rows`: C(F(x)), its argmax and softmax maximum."""
     def predict(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return predict_with_confidence(head, extract_features(backbone, images, device, batch_size), device)
+        return predict_with_confidence(
+            head, extract_features(backbone, images, device, batch_size, precision=precision), device)
 
     return predict

@@ -11,14 +11,16 @@ from gccluster.runtime import autocast, images_to_tensor, to_model_input
 
 @torch.no_grad()
 def extract_features(
-    backbone: nn.Module, images: np.ndarray, device: torch.device, batch_size: int = 512
+    backbone: nn.Module, images: np.ndarray, device: torch.device, batch_size: int = 512, *, precision: str
 ) -> np.ndarray:
-    """F(X) for uint8 (N, H, W, C) images -> float32 (N, feature_dim)."""
+    """F(X) for uint8 (N, H, W, C) images -> float32 (N, feature_dim), under the run's
+    `base.precision` (bf16 autocast where `runtime.use_bf16` says so): the same precision as
+    the stage's training, so that `fp32` on an AMX CPU or a GPU means fp32 here too."""
     backbone = backbone.to(device).eval()
     data = images_to_tensor(images, device)
     chunks = []
     for start in range(0, len(data), batch_size):
-        with autocast(device):
+        with autocast(device, precision):
             chunks.append(backbone(to_model_input(data[start : start + batch_size])).float().cpu())
     return torch.cat(chunks).numpy()
 
