@@ -87,7 +87,9 @@ class PreciseGenerator(nn.Module):
         if self.crop:
             x = x[:, :, :7, :7]
         x = torch.relu(self.deconv2(x))
-        return torch.sigmoid(self.deconv3(x))
+        # The sigmoid in float32: in bf16 it returns exactly 1.0 above a logit of about 6.2, and
+        # its backward (which reads the output) then passes no gradient to the brightest pixels.
+        return torch.sigmoid(self.deconv3(x).float())
 
 
 class ConvTrunk(nn.Module):
