@@ -35,10 +35,10 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params")) -> None:
         chain = round_chain(params.gcc.rounds)
         final = paths.RoundPaths(chain[-1])
 
-        backbone, head = load_clustering_branch(final.backbone, final.cluster_head)
-        def features_of(model, images):
+        def features_of(model, images):  # F(x) in the run's precision
             return extract_features(model, images, device, precision=params.base.precision)
 
+        backbone, head = load_clustering_branch(final.backbone, final.cluster_head)
         test_clusters = predict_clusters(head, features_of(backbone, data.test.images), device)
         # The grid a user looks at first: real test images of each final cluster, one row each.
         save_cluster_grid(first_per_cluster(data.test.images, test_clusters, head.n_clusters, CLUSTER_GRID),

@@ -60,7 +60,7 @@ def main(
                       "diffusion": params.diffusion.model_dump(include=set(ROUND_DIFFUSION_KEYS)), "data": data.meta}
             resume = {"inputs": [paths.PREPARED_DIR, *inputs], "code": Path(__file__)}
 
-            def train_features(model: torch.nn.Module):  # F(x) of the train split, as trained
+            def train_features(model: torch.nn.Module):  # F(x) of the train split, in the run's precision
                 return extract_features(model, data.train.images, device, precision=params.base.precision)
 
             # (a) The bank, from the frozen G: once now, or fresh at every epoch of (b). Its
