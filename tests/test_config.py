@@ -6,7 +6,7 @@ import pytest
 from conftest import ROOT
 from gccluster.config import Params, load_params, validate_params
 from gccluster.errors import UserError
-from gccluster.presets import preset_names, preset_params, render_params
+from gccluster.presets import preset_names, preset_params, render_params, write_preset
 
 
 @pytest.mark.parametrize(
@@ -98,6 +98,28 @@ def test_every_preset_validates_and_round_trips(name, tmp_path):
     path = tmp_path / "params.yaml"
     path.write_text(render_params(params, name))
     assert load_params(path) == params
+
+
+def test_a_preset_replaces_another_presets_file_but_keeps_hand_edits(tmp_path):
+    path = tmp_path / "params.yaml"
+    write_preset("fashion_mnist", path, ["pretrain.epochs=7", "data.local_dir=my images"])
+    assert "`gccluster preset fashion_mnist --set pretrain.epochs=7 --set 'data.local_dir=my images'`" \
+        in path.read_text()
+    write_preset("digits", path)  # a file a preset wrote as it stands: nothing to lose
+    assert load_params(path) == Params()
+    edited = path.read_text().replace("epochs: 100", "epochs: 101", 1)
+    assert edited != path.read_text()
+    path.write_text(edited)
+    with pytest.raises(UserError, match="has changes no preset wrote.*--force"):
+        write_preset("fashion_mnist", path)
+    assert path.read_text() == edited
+    path.write_text("# my run\n" + render_params(Params(), "digits"))  # an added comment counts too
+    with pytest.raises(UserError, match="has changes no preset wrote"):
+        write_preset("digits", path)
+    with pytest.raises(UserError, match="has changes no preset wrote"):
+        write_preset("fashion_mnist", path, ["pretrain.epochs=7"])  # --set is no licence either
+    write_preset("fashion_mnist", path, force=True)
+    assert load_params(path) == preset_params("fashion_mnist")
 
 
 def test_paper_presets_use_resnet18_and_paper_head_settings():

@@ -18,12 +18,14 @@ def preset(
     params_file: Path = typer.Option(paths.PARAMS, "--params", help="file to (over)write"),
     overrides: list[str] = typer.Option([], "--set", help="KEY=VALUE on top of the preset (a YAML value), "
                                         "e.g. --set data.local_dir=my_images; repeatable"),
+    force: bool = typer.Option(False, "--force", help="overwrite a params file that a preset did not "
+                               "write as it stands (hand edits are lost)"),
 ) -> None:
     """Write params.yaml for a dataset preset (defaults + the preset's overrides)."""
     from gccluster.presets import write_preset
 
     with stage_errors("preset"):
-        params = write_preset(name, params_file, overrides)
+        params = write_preset(name, params_file, overrides, force=force)
         typer.echo(f"wrote {params_file} for preset {name} (dataset {params.data.dataset}); run `dvc repro`")
 
 

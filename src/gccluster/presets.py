@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import shlex
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -61,14 +63,44 @@ def preset_params(name: str, overrides: list[str] | tuple[str, ...] = ()) -> Par
     return validate_params(merged, source=f"preset {name}" + (" with --set" if overrides else ""))
 
 
-def render_params(params: Params, name: str) -> str:
+def render_params(params: Params, name: str, overrides: list[str] | tuple[str, ...] = ()) -> str:
+    """The params file: a header naming the command that wrote it (the preset and its --set
+    overrides, so that `is_untouched_preset_output` can rebuild it), then every key."""
+    command = shlex.join([name, *(arg for text in overrides for arg in ("--set", text))])
     body = yaml.safe_dump(params_to_dict(params), sort_keys=False, default_flow_style=False)
-    return HEADER.format(name=name) + body
+    return HEADER.format(name=command) + body
 
 
-def write_preset(name: str, path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Params:
+def is_untouched_preset_output(text: str) -> bool:
+    """True when `text` is exactly what the command in its header (`gccluster preset NAME
+    [--set KEY=VALUE ...]`) writes today: such a file holds nothing a rewrite would lose."""
+    match = re.match(r"# Written by `gccluster preset ([^`]+)`", text)
+    if match is None:
+        return False
+    try:
+        name, *rest = shlex.split(match.group(1))
+    except ValueError:
+        return False
+    if len(rest) % 2 or any(flag != "--set" for flag in rest[::2]):
+        return False
+    overrides = rest[1::2]
+    try:
+        return text == render_params(preset_params(name, overrides), name, overrides)
+    except UserError:
+        return False
+
+
+def write_preset(name: str, path: str | Path, overrides: list[str] | tuple[str, ...] = (),
+                 *, force: bool = False) -> Params:
+    """Write the preset to `path`. An existing file that a preset did not write as it stands
+    (edited by hand, by `dvc exp run -S`, or with comments added) is kept unless `force`:
+    rewriting it silently would lose a run's settings."""
     from gccluster.io import write_text
 
     params = preset_params(name, overrides)
-    write_text(path, render_params(params, name))
+    path = Path(path)
+    if not force and path.exists() and not is_untouched_preset_output(path.read_text()):
+        raise UserError(f"{path} has changes no preset wrote (edited by hand or by `dvc exp run -S`); "
+                        "keep them under another name, or pass --force to overwrite it")
+    write_text(path, render_params(params, name, overrides))
     return params
