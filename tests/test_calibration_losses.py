@@ -148,7 +148,23 @@ def test_reliable_metric_loss_worked_example():
     labels = torch.tensor([1, 1])
     # Image 0: conditioning p_1 = 0.3; only p_0 = 0.5 exceeds it -> (0.2)^2 = 0.04.
     # Image 1: p_1 = 0.6 is the largest -> 0.
-    assert reliable_metric_loss(probs, labels).item() == pytest.approx(0.04 / 2, rel=1e-6)
+    assert reliable_metric_loss(probs, labels).item() == pytest.approx(0.04, rel=1e-6)  # Σ_i, as printed
+    assert reliable_metric_loss(probs, labels, "mean").item() == pytest.approx(0.04 / 2, rel=1e-6)
+    with pytest.raises(ValueError, match="allowed 'sum'"):
+        reliable_metric_loss(probs, labels, "max")
+
+
+def test_reliable_metric_loss_sums_over_images_so_f_gets_more_of_it_than_of_a_mean_loss():
+    # Eq. 12 adds L_ml to means (L_d, L_cwm): with Σ_i, one image's pull on F does not shrink
+    # with the batch. A brute-force loop over images and clusters gives the same value.
+    gen = torch.Generator().manual_seed(3)
+    probs = torch.softmax(torch.randn(16, 4, generator=gen), dim=1)
+    labels = torch.randint(0, 4, (16,), generator=gen)
+    brute = sum((probs[i, k] - probs[i, labels[i]]) ** 2
+                for i in range(16) for k in range(4) if probs[i, k] > probs[i, labels[i]])
+    assert reliable_metric_loss(probs, labels).item() == pytest.approx(brute.item(), rel=1e-6)
+    assert reliable_metric_loss(probs, labels).item() == pytest.approx(
+        16 * reliable_metric_loss(probs, labels, "mean").item(), rel=1e-6)
 
 
 def test_reliable_metric_loss_zero_iff_conditioning_cluster_on_top():
@@ -181,5 +197,5 @@ def test_ml_on_logits_shrinks_quadratically_with_the_logit_scale():
     full = reliable_metric_loss(head_scores(logits, "logits"), labels)
     half = reliable_metric_loss(head_scores(logits / 2, "logits"), labels)
     assert half.item() == pytest.approx(full.item() / 4, rel=1e-6)
-    # (3-1)^2 for image 0; (2-0.5)^2 + (1-0.5)^2 for image 1; mean over the two images.
-    assert full.item() == pytest.approx((4.0 + 2.25 + 0.25) / 2, rel=1e-6)
+    # (3-1)^2 for image 0; (2-0.5)^2 + (1-0.5)^2 for image 1; summed over the two images.
+    assert full.item() == pytest.approx(4.0 + 2.25 + 0.25, rel=1e-6)

@@ -6,7 +6,7 @@ import pytest
 from conftest import ROOT
 from gccluster.config import Params, load_params, validate_params
 from gccluster.errors import UserError
-from gccluster.presets import preset_names, preset_params, render_params, write_preset
+from gccluster.presets import preset_names, preset_params, is_untouched_preset_output, render_params, write_preset
 
 
 @pytest.mark.parametrize(
@@ -89,6 +89,8 @@ def test_check_command_catches_a_size_the_backbone_cannot_take(tmp_path):
 
 def test_committed_params_equal_the_digits_preset():
     assert load_params(ROOT / "params.yaml") == preset_params("digits") == Params()
+    # Every key written out, as `gccluster preset digits` writes it (so it may replace it).
+    assert is_untouched_preset_output((ROOT / "params.yaml").read_text())
 
 
 @pytest.mark.parametrize("name", ["digits", "fashion_mnist", "cifar10", "cifar100_20", "stl10"])

@@ -271,6 +271,10 @@ class GCCConfig(_Section):
     # What L_ml (Eq. 11) compares: "softmax", the probabilities of C(F(x̃)) (DESIGN.md §4), or
     # "logits", C(F(x̃)) itself, as the paper's 3.2.2 defines p (see losses.calibration).
     ml_scores: Literal["softmax", "logits"] = "softmax"
+    # How L_ml (Eq. 11) reduces over the generated batch: "sum", as printed (Eq. 9 and 10 are
+    # means, Eq. 11 is not), or "mean" (this code's default before it was checked against Eq.
+    # 11; it weighs L_ml B times less against L_d and L_cwm in F's gradient).
+    ml_reduction: Literal["sum", "mean"] = "sum"
     # Stop a round whose predictions collapse: after each epoch, the cluster_balance of the
     # clusters predicted on the real images must stay at least this (0 turns the guard off).
     min_balance: float = Field(0.5, ge=0.0, lt=1.0, description="label-free collapse guard")

@@ -108,13 +108,19 @@ def cluster_wise_matching(generated_features: torch.Tensor, generated_clusters: 
     return inter - intra
 
 
-def reliable_metric_loss(generated_scores: torch.Tensor, generated_clusters: torch.Tensor) -> torch.Tensor:
-    """L_ml of Eq. 11: Σ_k 1[p̃_ik > p̃_ij] (p̃_ik - p̃_ij)², j = the conditioning cluster of
+def reliable_metric_loss(generated_scores: torch.Tensor, generated_clusters: torch.Tensor,
+                         reduction: str = "sum") -> torch.Tensor:
+    """L_ml of Eq. 11: Σ_i Σ_k 1[p̃_ik > p̃_ij] (p̃_ik - p̃_ij)², j = the conditioning cluster of
     generated image i, p̃_i = the head's scores for x̃_i.
 
     Only clusters that out-score the conditioning cluster are pushed down to it, so an
-    image may keep other plausible clusters as long as its own is on top. The paper sums
-    over the batch; we average over images (only rescales the learning rate).
+    image may keep other plausible clusters as long as its own is on top.
+
+    Reduction over the batch (`gcc.ml_reduction`): "sum", as Eq. 11 is printed and unlike
+    Eq. 9 and 10, which are means; or "mean" over images (our default before this was
+    checked against the paper). The two are not a rescaled learning rate of each other: C
+    gets gradients from L_ml alone, but F's gradient in Eq. 12 adds L_ml to L_d and L_cwm,
+    so the sum weighs L_ml B times (B = the generated batch) more against them than the mean.
 
     Which scores (`gcc.ml_scores`): the paper writes p̃_i = C(F(x̃_i)) and calls p_i = C(F(x_i))
     "the logits" (3.2.2, Eq. 2), so read literally Eq. 11 compares logits. We default to their
@@ -125,7 +131,12 @@ def reliable_metric_loss(generated_scores: torch.Tensor, generated_clusters: tor
     """
     p_j = generated_scores.gather(1, generated_clusters[:, None])
     excess = (generated_scores - p_j).clamp_min(0.0)  # = 1[p_k > p_j] (p_k - p_j)
-    return excess.pow(2).sum(dim=1).mean()
+    per_image = excess.pow(2).sum(dim=1)
+    if reduction == "sum":
+        return per_image.sum()
+    if reduction == "mean":
+        return per_image.mean()
+    raise ValueError(f"reduction = {reduction!r}: allowed 'sum' (Eq. 11 as printed) or 'mean'")
 
 
 def head_scores(logits: torch.Tensor, kind: str) -> torch.Tensor:

@@ -246,7 +246,7 @@ def calibrate_clustering(
             parts = {
                 "d": mmd_per_cluster(f_real, predicted, f_fake, fake_clusters, bandwidth, cfg.mmd_estimator),
                 "cwm": cluster_wise_matching(f_fake, fake_clusters),
-                "ml": reliable_metric_loss(scores_fake, fake_clusters),
+                "ml": reliable_metric_loss(scores_fake, fake_clusters, cfg.ml_reduction),
             }
             total = gcc_objective(parts, weights)
             optimizer.zero_grad(set_to_none=True)
