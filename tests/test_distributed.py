@@ -337,8 +337,11 @@ def test_dccs_training_under_two_processes_matches_one(tmp_path):
     assert alone["summary"]["encoder_steps"] == 3 and alone["summary"]["critic_steps"] == 12
     for rank in ranks:
         assert rank["summary"]["encoder_steps"] == 3
+        # 1e-3: float-level differences of the 2-process reductions, grown by three Adam
+        # steps and then rounded to 5 decimals (measured 1.2e-4 on a 2-core Intel Xeon,
+        # family 6 model 207; below 1e-4 on an AMD EPYC).
         assert rank["summary"]["wasserstein_checks"] == pytest.approx(alone["summary"]["wasserstein_checks"],
-                                                                      rel=1e-4)
+                                                                      rel=1e-3)
     # Adam turns float-level noise in a near-zero gradient into a full step of either sign
     # (measured: 1-3 % of the weights, a relative error of 1e-3 in the update), so the test
     # compares what 15 steps changed: ranks bit for bit, two processes with one to 1 %.
