@@ -154,7 +154,7 @@ def test_reliable_metric_loss_worked_example():
         reliable_metric_loss(probs, labels, "max")
 
 
-def test_reliable_metric_loss_sums_over_images_so_f_gets_more_of_it_than_of_a_mean_loss():
+def test_reliable_metric_loss_is_the_brute_force_sum_over_images():
     # Eq. 12 adds L_ml to means (L_d, L_cwm): with Σ_i, one image's pull on F does not shrink
     # with the batch. A brute-force loop over images and clusters gives the same value.
     gen = torch.Generator().manual_seed(3)
