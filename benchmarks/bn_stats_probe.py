@@ -11,14 +11,20 @@ without retraining anything:
   statistics of that layer's input over the real train split (fp32, eval-mode features
   before it), as mean over channels of |mu_run - mu_real| / sigma_real, and of
   |log(var_run / var_real)| / 2; the mean over layers is printed.
-- the train-split silhouette of F(x) on its own predicted clusters (label-free), with the
+- the train-split silhouette of F(x) on its own predicted clusters (label-free; Euclidean, as
+  every metrics.json, and cosine, the similarity Eq. 10 uses), with the
   running statistics as trained and after re-estimating them on real train images (train
   mode, no gradient, cumulative average over the whole split: `momentum=None`).
 - test ACC/NMI/ARI both ways: for the reader only, never to pick anything (DESIGN §9).
 
 Run it in a project whose `dvc repro` has finished (cwd = the project root):
     python benchmarks/bn_stats_probe.py [--out FILE.json]
-It is seconds on digits, a few minutes on Fashion-MNIST; it changes no file of the project.
+For every round it also reads the round's bank (the generated images F and C trained on in
+its last epoch, drawn from the G the round started from) and reports, for F before the round
+and F after it: the cosine silhouette of the generated features by their conditioning
+clusters, and the cross-validated accuracy of a linear probe telling real from generated
+features (label-free: it uses the real/generated flag only).
+It is a minute on digits, more on Fashion-MNIST; it changes no file of the project.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from gccluster import paths
 from gccluster.config import load_params, round_chain
 from gccluster.data.prepare import load_prepared
 from gccluster.features import extract_features, predict_clusters
+from gccluster.io import read_npz
 from gccluster.metrics import clustering_scores, silhouette
 from gccluster.models.loading import load_clustering_branch
 from gccluster.runtime import images_to_tensor, to_model_input
@@ -110,6 +117,43 @@ def reestimate_bn(backbone: nn.Module, images: np.ndarray, batch_size: int, seed
     return model.eval()
 
 
+def cosine_silhouette(features: np.ndarray, clusters: np.ndarray, seed: int, sample: int = 2000) -> float:
+    from sklearn.metrics import silhouette_score
+
+    size = sample if len(clusters) > sample else None
+    return round(float(silhouette_score(features, clusters, metric="cosine", sample_size=size, random_state=seed)), 4)
+
+
+def real_fake_separability(real: np.ndarray, fake: np.ndarray, seed: int) -> float:
+    """Cross-validated accuracy (5 folds) of a logistic regression telling F's features of
+    real images from those of generated ones, on equal counts: 0.5 when F cannot tell them
+    apart (what L_d asks for, per cluster), 1.0 when the two sets are disjoint. It uses the
+    real/generated flag, never a class label."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(seed)
+    n = min(len(real), len(fake), 5000)
+    x = np.concatenate([real[rng.choice(len(real), n, replace=False)], fake[rng.choice(len(fake), n, replace=False)]])
+    y = np.r_[np.zeros(n), np.ones(n)]
+    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    return round(float(cross_val_score(probe, x, y, cv=5).mean()), 4)
+
+
+def generated_geometry(backbone: nn.Module, bank: dict, real_train: np.ndarray, precision: str, batch_size: int,
+                       seed: int) -> dict:
+    """F on a round's bank (the images F and C trained on in its last epoch): the cosine
+    silhouette of the generated features by their conditioning clusters, and how well a
+    linear probe tells them from real train features."""
+    cpu = torch.device("cpu")
+    fake = extract_features(backbone, bank["images"], cpu, batch_size, precision=precision)
+    real = extract_features(backbone, real_train, cpu, batch_size, precision=precision)
+    return {"bank_silhouette_cosine": cosine_silhouette(fake, bank["labels"], seed),
+            "real_vs_bank_separability": real_fake_separability(real, fake, seed)}
+
+
 def scores(backbone, head, data, precision: str, batch_size: int, seed: int) -> dict:
     cpu = torch.device("cpu")
     out = {}
@@ -118,6 +162,10 @@ def scores(backbone, head, data, precision: str, batch_size: int, seed: int) -> 
         features = extract_features(backbone, images, cpu, batch_size, precision=precision)
         clusters = predict_clusters(head, features, cpu)
         out[f"{split}_silhouette"] = silhouette(features, clusters, seed=seed)
+        if split == "train":
+            # Eq. 10 and the head read angles; a falling Euclidean silhouette with a steady
+            # cosine one would mean only the feature norms spread.
+            out["train_silhouette_cosine"] = cosine_silhouette(features, clusters, seed)
         if split == "test":
             out.update({f"test_{k}": round(v, 4) for k, v in clustering_scores(data.test.labels, clusters).items()})
         else:
@@ -136,7 +184,8 @@ def main(out: Path = typer.Option(None, help="also write the table as JSON here"
         files = paths.RoundPaths(name)
         models[name] = (files.backbone, files.cluster_head)
     rows = {}
-    for name, (backbone_file, head_file) in models.items():
+    names = list(models)
+    for index, (name, (backbone_file, head_file)) in enumerate(models.items()):
         backbone, head = load_clustering_branch(backbone_file, head_file)
         backbone, head = backbone.cpu().eval(), head.cpu().eval()
         shift = bn_shift(backbone, real_input_stats(backbone, data.train.images, batch))
@@ -146,7 +195,16 @@ def main(out: Path = typer.Option(None, help="also write the table as JSON here"
         changed = float(np.mean(as_trained.pop("train_clusters") != refit.pop("train_clusters")))
         rows[name] = {"bn_shift": shift, "as_trained": as_trained, "bn_refit_on_real": refit,
                       "train_assignments_changed_by_refit": round(changed, 4)}
-        print(f"{name:>15}: shift {shift}  changed {changed:.4f}\n"
+        # Round r's bank came from the G that round r started from: F before the round (the
+        # previous model) and F after it, on the same generated images.
+        for offset, key in ((0, "after_round_on_its_bank"), (1, "before_next_round_on_its_bank")):
+            if index + offset >= 1 and index + offset < len(names):
+                bank_round = names[index + offset]
+                bank = read_npz(paths.RoundPaths(bank_round).bank, ("images", "labels"), "bank")
+                rows[name][key] = {"bank": bank_round, **generated_geometry(
+                    backbone, bank, data.train.images, precision, batch, seed)}
+        geometry = {k: v for k, v in rows[name].items() if k.endswith("_bank")}
+        print(f"{name:>15}: shift {shift}  changed {changed:.4f}  {geometry}\n"
               f"{'':>17}as trained {as_trained}\n{'':>17}refit      {refit}", flush=True)
     if out is not None:
         out.write_text(json.dumps(rows, indent=1) + "\n")
