@@ -182,6 +182,9 @@ def main(out: Path = typer.Option(None, help="also write the table as JSON here"
     models = {"head (Stage I)": (paths.BACKBONE, paths.CLUSTER_HEAD)}
     for name in round_chain(params.gcc.rounds):
         files = paths.RoundPaths(name)
+        if not (files.backbone.exists() and files.cluster_head.exists() and files.bank.exists()):
+            print(f"{name}: not finished, left out (and so is every later round)")
+            break
         models[name] = (files.backbone, files.cluster_head)
     rows = {}
     names = list(models)
