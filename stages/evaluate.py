@@ -1,6 +1,6 @@
 """DVC stage `evaluate`: test-split ACC/NMI/ARI and label-free diagnostics of every model ->
-results/metrics.json; each image's cluster under Stage I's head and the final round ->
-results/assignments/{cluster_head,gcc}.csv."""
+results/metrics.json; each image's cluster under Stage I's head and the GCC result (the round
+`gcc.select_round` picks) -> results/assignments/{cluster_head,gcc}.csv."""
 
 from pathlib import Path
 
@@ -11,7 +11,7 @@ from gccluster.config import load_params, round_chain
 from gccluster.data.prepare import load_prepared
 from gccluster.errors import stage_errors
 from gccluster.assignments import assignment_rows, write_assignments
-from gccluster.evaluation import head_assignments, metrics_by_round, round_metrics, stage_one_metrics
+from gccluster.evaluation import head_assignments, metrics_by_round, round_metrics, select_round, stage_one_metrics
 from gccluster.io import read_npz, write_csv, write_json
 from gccluster.features import kmeans_space_encoder
 from gccluster.models.loading import load_clustering_branch, load_projector
@@ -40,9 +40,12 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params")) -> None:
         rounds = round_metrics(data, chain, device, params.evaluate.batch_size, params.base.seed,
                                precision=params.base.precision)
         metrics["rounds"] = rounds
-        metrics["final"] = {k: v for k, v in rounds[chain[-1]].items()
-                            if k not in ("heldout_agreement", "train_bank_fit")}
-        final = paths.RoundPaths(chain[-1])
+        # The GCC result: chosen from the rounds' held-out agreement (no label) or the last round.
+        result = select_round(chain, {name: rounds[name]["heldout_agreement"] for name in chain},
+                              params.gcc.select_round)
+        metrics["final"] = {**{k: v for k, v in rounds[result].items() if k not in ("heldout_agreement", "train_bank_fit")},
+                            "round": result}
+        final = paths.RoundPaths(result)
         for method, (backbone_file, head_file) in zip(
                 paths.GCC_ASSIGNMENT_METHODS, ((paths.BACKBONE, paths.CLUSTER_HEAD), (final.backbone, final.cluster_head))):
             branch = load_clustering_branch(backbone_file, head_file)
@@ -53,6 +56,7 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params")) -> None:
         write_json(paths.METRICS, metrics)
         for name, scores in [*stage_one.items(), *rounds.items()]:
             print(f"{name:>15}: " + "  ".join(f"{k}={v:.4f}" for k, v in scores.items() if isinstance(v, float)))
+        print(f"GCC result: round {result} (gcc.select_round: {params.gcc.select_round})")
 
 
 if __name__ == "__main__":

@@ -56,7 +56,7 @@ def main(
             generator = seed_everything(derive_seed(params.base.seed, name))
             out = paths.RoundPaths(name)
             config = {"base": params.base.model_dump(), "round": name, "init": cfg.rounds[name].init,
-                      "gcc": cfg.model_dump(exclude={"rounds", "final_round"}),
+                      "gcc": cfg.model_dump(exclude={"rounds", "final_round", "select_round"}),
                       "diffusion": params.diffusion.model_dump(include=set(ROUND_DIFFUSION_KEYS)), "data": data.meta}
             resume = {"inputs": [paths.PREPARED_DIR, *inputs], "code": Path(__file__)}
 

@@ -346,4 +346,4 @@ def test_pipeline_on_a_png_folder_equals_the_builtin_reader_and_runs_label_free(
         assert all(0 <= int(row["cluster"]) < 10 and 0.0 < float(row["confidence"]) <= 1.0 for row in rows)
     assert (label_free / "results/figures/clusters.png").read_bytes()[:4] == b"\x89PNG"
     report = (label_free / "results/report.md").read_text()
-    assert "| **GCC (final round)** | – | – | – |" in report and "no ACC, NMI, ARI" in report
+    assert "| **GCC (result)** | – | – | – |" in report and "no ACC, NMI, ARI" in report

@@ -49,7 +49,7 @@ def test_render_report_tables():
     meta = {"dataset": "cifar10", "n_train": 50000, "n_test": 10000, "image_size": 32, "protocol": "train"}
     params = {"pretrain": {"backbone": "resnet18"}}
     text = render_report(metrics, meta, params, None)
-    assert "| **GCC (final round)** | 0.8000 | 0.7000 | 0.6000 |" in text
+    assert "| **GCC (result)** | 0.8000 | 0.7000 | 0.6000 |" in text
     assert "| GCC (paper, Table 1) | 0.9040 | 0.7920 | 0.7990 |" in text
     assert "| r1 | 0.8000 | 0.7000 | 0.6000 | 0.9000 | 0.9500 |" in text
     assert "No ablation experiments found" in text
@@ -102,7 +102,7 @@ def test_leaderboard_over_seeds_gives_min_median_max_per_method():
     groups = seed_groups(shown)
     assert [sorted(seeds) for _, seeds in groups] == [[0, 1, 2], [0]]  # the workspace repeats seed 0
     text = render_leaderboard(shown)
-    assert "| GCC (final round) | 3 | 0.9000 / 0.9200 / 0.9400 |" in text
+    assert "| GCC (result) | 3 | 0.9000 / 0.9200 / 0.9400 |" in text
     assert "| DCCS | 3 | 0.7000 / 0.7500 / 0.8000 |" in text
     assert "## baselines.dccs.lr=1.0" in text
     assert "No run with metrics" in render_leaderboard([])

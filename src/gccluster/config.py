@@ -243,6 +243,10 @@ class GCCConfig(_Section):
     )
     # The last round of the chain: `evaluate` depends on it (dvc.yaml cannot list the rounds).
     final_round: str = "r3"
+    # Which round is the GCC result (evaluation.select_round): "heldout_stop", the first round
+    # whose successor's held-out agreement is not higher (stop when it stops rising; label-free,
+    # declared 2026-12-04), or "last", the last round of the chain.
+    select_round: Literal["heldout_stop", "last"] = "heldout_stop"
     cluster_epochs: int = Field(5, ge=1, description="paper 4.1: 5")
     diffusion_epochs: int = Field(2, ge=0, description="paper 4.1: 2")
     # Generated images drawn for F and C's step; null = as many as the train split (then with

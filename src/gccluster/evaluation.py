@@ -11,7 +11,8 @@ Keys of `results/metrics.json` (stable; later stages add entries beside these):
   the cluster it was generated for; and `train_bank_fit`, the same fraction on the bank
   that F and C were just trained on (drawn from the round's input G; L_ml's optimum is
   exactly this agreement, so it measures fit, not generalisation);
-- `final`: the last round's scores (the GCC result).
+- `final`: the scores of the round `gcc.select_round` names the GCC result (`select_round`),
+  with that round's name under "round".
 Each entry holds {"acc", "nmi", "ari"} when the data has labels (an image folder without
 class subfolders has none), and always the label-free diagnostics of
 `metrics.cluster_diagnostics`: "balance", "silhouette" (of the features the method reads:
@@ -111,6 +112,29 @@ def round_metrics(
                                               precision=precision)
         out[name] = scores
     return out
+
+
+ROUND_RULES = ("heldout_stop", "last")
+
+
+def select_round(chain: list[str], heldout_agreement: dict[str, float], rule: str) -> str:
+    """The round that is the GCC result (`gcc.select_round`; README, "Label-free choices").
+
+    `heldout_stop` (default, declared 2026-12-04): stop when the held-out agreement stops
+    rising, as issue 11 proposed: the first round of the chain whose successor's held-out
+    agreement is not higher than its own, or the last round when it rises throughout. Later
+    rounds are scored and reported, never chosen. It reads the rounds' held-out agreement
+    only (generated images and their conditioning clusters), no label. `last`: the last
+    round of the chain, the paper's reading of "repeated for many rounds".
+    """
+    if rule not in ROUND_RULES:
+        raise ValueError(f"select_round rule = {rule!r}: allowed {', '.join(ROUND_RULES)}")
+    if rule == "last":
+        return chain[-1]
+    for current, following in zip(chain, chain[1:]):
+        if heldout_agreement[following] <= heldout_agreement[current]:
+            return current
+    return chain[-1]
 
 
 BY_ROUND_SCORES = ("acc", "nmi", "ari", "balance", "silhouette")
