@@ -3,13 +3,15 @@ closure of that script within `gccluster` (gccluster.codedeps), by the rule of
 gccluster.stagedeps (`python -m gccluster.stagedeps` rewrites them). A file missing from a
 stage's deps would let an edit of it change the stage's result without DVC rerunning the stage."""
 
+import re
+
 import pytest
 import yaml
 
 from conftest import ROOT
 from gccluster import stagedeps
 from gccluster.baselines.params import METHOD_NAMES
-from gccluster.config import ROUND_DIFFUSION_KEYS, SAMPLING_KEYS, SCHEDULE_KEYS, DiffusionConfig
+from gccluster.config import ROUND_DIFFUSION_KEYS, SAMPLING_KEYS, SCHEDULE_KEYS, DiffusionConfig, GCCConfig
 from gccluster.stagedeps import BASELINES, READS_BASELINES, expected_code_deps, script_of
 
 PIPELINE = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
@@ -77,3 +79,76 @@ def test_diffusion_params_are_split_between_training_and_sampling():
     assert diffusion_keys(stages["diffusion_samples"]) == set(SCHEDULE_KEYS) | set(SAMPLING_KEYS)
     assert diffusion_keys(stages["round"]) == set(ROUND_DIFFUSION_KEYS)
     assert "gcc.rounds.${key}" in stages["round"]["params"] and "gcc.rounds" not in stages["round"]["params"]
+
+
+# gcc keys that belong to the chain, not to one round: each round reads only its own entry of
+# gcc.rounds (listed as gcc.rounds.${key}); `evaluate` reads the chain's end and its result.
+CHAIN_KEYS = {"rounds", "final_round", "select_round"}
+
+
+def params_listed(stage: dict, section: str) -> set[str]:
+    return {key.removeprefix(f"{section}.") for key in stage["params"] if key.startswith(f"{section}.")}
+
+
+def test_a_round_depends_on_every_gcc_key_it_trains_with():
+    """A key missing here lets `dvc exp run -S gcc.<key>=...` keep (or restore from the run
+    cache) rounds trained with the old value: gcc.ml_reduction was missing until 2026-12-04."""
+    round_stage = dict(stage_definitions())["round"]
+    listed = params_listed(round_stage, "gcc") - {"rounds.${key}"}
+    assert listed == set(GCCConfig.model_fields) - CHAIN_KEYS
+    assert params_listed(dict(stage_definitions())["evaluate"], "gcc") >= CHAIN_KEYS - {"rounds"}
+
+
+def covers(listed: list[str], section: str, key: str) -> bool:
+    return any(entry in (section, f"{section}.{key}") or entry.startswith(f"{section}.{key}.") for entry in listed)
+
+
+# Reads of `params.<section>.<name>` that are not a param: pydantic methods, and the list the
+# baseline stage's foreach runs over.
+NOT_PARAMS = {("base", "model_dump"), ("diffusion", "model_dump"), ("baselines", "run")}
+
+
+@pytest.mark.parametrize("name,stage", list(stage_definitions()), ids=list(PIPELINE))
+def test_every_param_a_stage_script_reads_is_a_dependency(name, stage):
+    """Each `params.<section>.<key>` the stage script reads is in its dvc.yaml params (base.nproc
+    and base.precision were read but not listed by some stages until 2026-12-04)."""
+    text = (ROOT / script_of(stage)).read_text()
+    reads = set(re.findall(r"params\.(\w+)\.(\w+)", text)) - NOT_PARAMS
+    missing = sorted(f"{section}.{key}" for section, key in reads if not covers(stage.get("params", []), section, key))
+    assert not missing, f"dvc.yaml stage {name}: add to params: {missing}"
+
+
+def test_the_check_sees_a_missing_param():
+    assert not covers(["base.seed", "gcc.lr"], "base", "nproc")
+    assert covers(["base"], "base", "nproc") and covers(["gcc.weights.d"], "gcc", "weights")
+
+
+def dependency_keys() -> set[str]:
+    """The params keys of dvc.yaml that every full params file must hold (DVC stops on a
+    missing one); templated keys are left out."""
+    keys = set()
+    for _, stage in stage_definitions():
+        keys |= {key for key in stage.get("params", []) if "${" not in key}
+    return keys
+
+
+def lookup(params: dict, dotted: str):
+    node = params
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return KeyError
+        node = node[part]
+    return node
+
+
+FULL_PARAMS_FILES = sorted(p for p in ROOT.glob("benchmarks/**/*.yaml")
+                           if {"base", "gcc", "evaluate"} <= set(yaml.safe_load(p.read_text()) or {}))
+
+
+@pytest.mark.parametrize("path", [ROOT / "params.yaml", *FULL_PARAMS_FILES], ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_full_params_files_hold_every_key_dvc_depends_on(path):
+    """The committed params.yaml and the benchmarks' complete params files (which the README
+    tells readers to copy in as params.yaml) run with today's dvc.yaml."""
+    params = yaml.safe_load(path.read_text())
+    missing = sorted(key for key in dependency_keys() if lookup(params, key) is KeyError)
+    assert not missing, f"{path.relative_to(ROOT)}: add {missing}"
