@@ -68,8 +68,12 @@ def test_every_stage_script_is_in_the_pipeline():
     assert scripts == {p.relative_to(ROOT).as_posix() for p in (ROOT / "stages").glob("*.py")}
 
 
+def params_listed(stage: dict, section: str) -> set[str]:
+    return {key.removeprefix(f"{section}.") for key in stage["params"] if key.startswith(f"{section}.")}
+
+
 def diffusion_keys(stage: dict) -> set[str]:
-    return {key.removeprefix("diffusion.") for key in stage["params"] if key.startswith("diffusion.")}
+    return params_listed(stage, "diffusion")
 
 
 def test_diffusion_params_are_split_between_training_and_sampling():
@@ -86,17 +90,13 @@ def test_diffusion_params_are_split_between_training_and_sampling():
 CHAIN_KEYS = {"rounds", "final_round", "select_round"}
 
 
-def params_listed(stage: dict, section: str) -> set[str]:
-    return {key.removeprefix(f"{section}.") for key in stage["params"] if key.startswith(f"{section}.")}
-
-
 def test_a_round_depends_on_every_gcc_key_it_trains_with():
     """A key missing here lets `dvc exp run -S gcc.<key>=...` keep (or restore from the run
     cache) rounds trained with the old value: gcc.ml_reduction was missing until 2026-12-04."""
-    round_stage = dict(stage_definitions())["round"]
-    listed = params_listed(round_stage, "gcc") - {"rounds.${key}"}
+    stages = dict(stage_definitions())
+    listed = params_listed(stages["round"], "gcc") - {"rounds.${key}"}
     assert listed == set(GCCConfig.model_fields) - CHAIN_KEYS
-    assert params_listed(dict(stage_definitions())["evaluate"], "gcc") >= CHAIN_KEYS - {"rounds"}
+    assert params_listed(stages["evaluate"], "gcc") >= CHAIN_KEYS - {"rounds"}
 
 
 def covers(listed: list[str], section: str, key: str) -> bool:
