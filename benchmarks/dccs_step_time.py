@@ -52,7 +52,8 @@ def time_steps(size: int, precision: str, steps: int, warmup: int, device: torch
                 losses = dccs._encoder_step(model, optimizer_q, augment, batch, weights, device, precision, generator)
                 float(losses["loss"])
             else:
-                loss, _ = dccs._critic_step(model, optimizer_c, batch, cfg, weights, 10, device, precision, generator)
+                loss, _ = dccs._critic_step(model, optimizer_c, batch, cfg, weights, 10, device, precision, generator,
+                                                  cfg.batch_size)
                 float(loss)
         for _ in range(warmup):
             step()

@@ -22,7 +22,7 @@ import torch
 import typer
 
 from gccluster.baselines.gatcluster import method as gat
-from gccluster.baselines.gatcluster.model import GATClusterClusterer
+from gccluster.baselines.gatcluster.model import GATClusterClusterer, to_grey_input
 from gccluster.baselines.gatcluster.params import GATClusterConfig
 from gccluster.machine import cpu_name
 from gccluster.runtime import conv_memory_format, to_model_input
@@ -51,16 +51,19 @@ def time_steps(size: int, dataset: str, precision: str, steps: int, warmup: int,
         targets = gat._targets(network, batch, cfg, 10, device, precision, generator)
         middle = time.perf_counter()
         with torch.no_grad():
-            views = to_model_input(augment(batch))
+            views = to_grey_input(to_model_input(augment(batch)))
         if i >= warmup:
             target_times.append(middle - start)
             view_times.append(time.perf_counter() - middle)
     network.train()
+    def forward(x):  # the training loop's own forward: label features and attention
+        return network(x, with_attention=cfg.am)[:2]
+
     step_times = []
     for i in range(warmup + steps):
         rows = torch.randperm(big_batch, generator=generator)[: cfg.sub_batch]
         start = time.perf_counter()
-        losses = gat._step(network, optimizer, views[rows], targets, rows, cfg, cfg.weights(), device, precision)
+        losses = gat._step(forward, optimizer, views, targets, rows, cfg, cfg.weights(), device, precision)
         float(losses["loss"])
         if i >= warmup:
             step_times.append(time.perf_counter() - start)
