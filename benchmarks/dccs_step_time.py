@@ -53,7 +53,7 @@ def time_steps(size: int, precision: str, steps: int, warmup: int, device: torch
                 float(losses["loss"])
             else:
                 loss, _ = dccs._critic_step(model, optimizer_c, batch, cfg, weights, 10, device, precision, generator,
-                                                  cfg.batch_size)
+                                            cfg.batch_size)
                 float(loss)
         for _ in range(warmup):
             step()

@@ -38,6 +38,7 @@ def time_step(size: int, dataset: str, precision: str, steps: int, warmup: int, 
     augment = kornia_views(drc.augmented_view_spec(cfg, dataset, 1), size)
     generator = torch.Generator().manual_seed(0)
     batch = torch.rand(cfg.batch_size, 1, size, size)
+
     def forward(originals, views, head):  # the training loop's own forward (one process)
         return drc.head_logits(clusterer.network, originals, views, head)
 

@@ -56,6 +56,7 @@ def time_steps(size: int, dataset: str, precision: str, steps: int, warmup: int,
             target_times.append(middle - start)
             view_times.append(time.perf_counter() - middle)
     network.train()
+
     def forward(x):  # the training loop's own forward: label features and attention
         return network(x, with_attention=cfg.am)[:2]
 
