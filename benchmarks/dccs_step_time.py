@@ -26,12 +26,16 @@ from gccluster.baselines.dccs.model import DCCSCritic, DCCSDiscriminator
 from gccluster.baselines.dccs.params import DCCSConfig
 from gccluster.data.augment import kornia_views
 from gccluster.machine import cpu_name
+from gccluster.runtime import step_generator
 
 app = typer.Typer(add_completion=False)
 
 
-def time_steps(size: int, precision: str, steps: int, warmup: int, device: torch.device) -> dict[str, float]:
-    cfg = DCCSConfig()
+def time_steps(size: int, precision: str, steps: int, warmup: int, device: torch.device,
+               cfg: DCCSConfig | None = None) -> dict[str, float]:
+    """Median step times of `cfg` (default: DCCSConfig()) at `size` px on `device`; the
+    `float(loss)` after each step waits for the device, so each step is timed whole."""
+    cfg = cfg or DCCSConfig()
     torch.manual_seed(0)
     clusterer = dccs.DCCSClusterer(1, size, cfg.style_dim, 10)
     critic = DCCSCritic(cfg.style_dim + 10)
@@ -43,7 +47,7 @@ def time_steps(size: int, precision: str, steps: int, warmup: int, device: torch
     optimizer_c = torch.optim.Adam(critic.parameters(), lr=1e-4, betas=(0.5, 0.9), fused=True)
     weights = DCCSWeights(cfg.beta_mi, cfg.resolved_beta_aug(1), cfg.beta_adv)
     augment = kornia_views(dccs.view_spec(cfg, "fashion_mnist"), size).to(device)
-    generator = torch.Generator().manual_seed(0)
+    generator = step_generator(torch.Generator().manual_seed(0), device)  # as the training loop's draws
     batch = torch.rand(cfg.batch_size, 1, size, size, device=device)
     out = {}
     for name in ("encoder", "critic"):

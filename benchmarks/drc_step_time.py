@@ -24,20 +24,21 @@ from gccluster.baselines.drc.model import DRCClusterer
 from gccluster.baselines.drc.params import DRCConfig
 from gccluster.data.augment import kornia_views
 from gccluster.machine import cpu_name
-from gccluster.runtime import conv_memory_format
+from gccluster.runtime import conv_memory_format, step_generator
 
 app = typer.Typer(add_completion=False)
 
 
-def time_step(size: int, dataset: str, precision: str, steps: int, warmup: int, cfg: DRCConfig) -> dict:
-    device = torch.device("cpu")
+def time_step(size: int, dataset: str, precision: str, steps: int, warmup: int, cfg: DRCConfig,
+              device: torch.device = torch.device("cpu")) -> dict:
+    """Median step time on `device`; the `float(loss)` after each step waits for the device."""
     torch.manual_seed(0)
     clusterer = DRCClusterer(1, size, 10, cfg.overcluster_k, cfg.backbone, cfg.width, False, cfg.original_zoom)
-    clusterer.to(memory_format=conv_memory_format(device, precision)).train()
+    clusterer.to(device, memory_format=conv_memory_format(device, precision)).train()
     optimizer = torch.optim.Adam(clusterer.network.parameters(), lr=cfg.lr, fused=True)
-    augment = kornia_views(drc.augmented_view_spec(cfg, dataset, 1), size)
-    generator = torch.Generator().manual_seed(0)
-    batch = torch.rand(cfg.batch_size, 1, size, size)
+    augment = kornia_views(drc.augmented_view_spec(cfg, dataset, 1), size).to(device)
+    generator = step_generator(torch.Generator().manual_seed(0), device)  # as the training loop's draws
+    batch = torch.rand(cfg.batch_size, 1, size, size, device=device)
 
     def forward(originals, views, head):  # the training loop's own forward (one process)
         return drc.head_logits(clusterer.network, originals, views, head)

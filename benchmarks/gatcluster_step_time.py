@@ -34,17 +34,19 @@ def median_ms(times: list[float]) -> float:
     return round(1000 * float(np.median(times)), 1)
 
 
-def time_steps(size: int, dataset: str, precision: str, steps: int, warmup: int, cfg: GATClusterConfig) -> dict:
-    device = torch.device("cpu")
+def time_steps(size: int, dataset: str, precision: str, steps: int, warmup: int, cfg: GATClusterConfig,
+               device: torch.device = torch.device("cpu")) -> dict:
+    """Median times on `device`: Step 1 returns host values (it waits for the device), and
+    the `float(loss)` after each Step-2 step does."""
     torch.manual_seed(0)
     big_batch = cfg.resolved_big_batch(dataset, 10**9)
     clusterer = GATClusterClusterer(size, 10, cfg.width, cfg.am, cfg.alpha, cfg.attention)
-    clusterer.to(memory_format=conv_memory_format(device, precision))
+    clusterer.to(device, memory_format=conv_memory_format(device, precision))
     network = clusterer.network
     optimizer = torch.optim.Adam(network.parameters(), lr=cfg.lr, fused=True)
-    augment = gat.augmented_views(cfg, dataset, 1)
+    augment = gat.augmented_views(cfg, dataset, 1).to(device)
     generator = torch.Generator().manual_seed(0)
-    batch = torch.rand(big_batch, 1, size, size)
+    batch = torch.rand(big_batch, 1, size, size, device=device)
     target_times, view_times = [], []
     for i in range(warmup + max(3, steps // 10)):
         start = time.perf_counter()
@@ -62,7 +64,7 @@ def time_steps(size: int, dataset: str, precision: str, steps: int, warmup: int,
 
     step_times = []
     for i in range(warmup + steps):
-        rows = torch.randperm(big_batch, generator=generator)[: cfg.sub_batch]
+        rows = torch.randperm(big_batch, generator=generator)[: cfg.sub_batch].to(device)
         start = time.perf_counter()
         losses = gat._step(forward, optimizer, views, targets, rows, cfg, cfg.weights(), device, precision)
         float(losses["loss"])

@@ -1,6 +1,7 @@
 """Throughput of every training step kind, on the machine it runs on (meant for one GPU).
 
     python benchmarks/gpu_throughput.py --out throughput.json [--quick] [--label after]
+    python benchmarks/gpu_throughput.py --out smoke.json --quick --presets fashion_mnist --workers 0   # CPU check
 
 Each kind is timed through the project's own training functions (the code a `dvc repro`
 runs), on random uint8 images of the preset's size: a short warm-up call first (kernel
@@ -15,14 +16,24 @@ Step times are run(warm-up + N steps) - run(warm-up): one call's setup (model bu
 upload, result copy) is left out. (The numbers in benchmarks/gpu/ were taken by the first
 version, which divided whole calls by N, and left out the held-out bank in projections.)
 
+The seed methods (DESIGN.md §8: DCCS, DRC, GATCluster, the precise-feature method) are timed
+through their step-time scripts (`benchmarks/<name>_step_time.py`, which call each method's
+own training steps) with the preset's `baselines.<name>` config, on the grayscale presets only
+(those scripts build one-channel networks); each step is timed whole (its loss is read back).
+
 From the step times it projects the wall time of the `fashion_mnist` and `cifar10` presets'
-training (pretrain, cluster head, DDPM, rounds with their banks): a projection, not a run.
-The baselines (DESIGN.md §8) have no training step yet, so none is timed.
+training (pretrain, cluster head, DDPM, rounds with their banks, and on the grayscale presets
+the baselines at their budgets): a projection, not a run.
+
+`--quick` shrinks every batch (and the cluster head's data) to a few images, so that a CPU
+checks in well under a minute that every kind still runs against the current code; its
+numbers mean nothing and it projects nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import sys
@@ -43,6 +54,34 @@ from gccluster.train.pseudolabel import train_cluster_head
 from gccluster.machine import cpu_name
 
 SIZES = {"digits": (16, 1, 1437), "fashion_mnist": (28, 1, 60_000), "cifar10": (32, 3, 50_000)}
+BASELINES = ("dccs", "drc", "gatcluster", "precise")
+# --quick: batch sizes small enough for a CPU to run every kind in seconds
+QUICK_BATCHES = {"pretrain": 32, "pseudolabel": 64, "diffusion": 16, "gcc": 16}
+QUICK_BASELINE_BATCHES = {"dccs": {"batch_size": 16}, "drc": {"batch_size": 16},
+                          "gatcluster": {"big_batch": 64, "sub_batch": 16}, "precise": {"batch_size": 16}}
+QUICK_HEAD_ROWS = 1024
+
+
+def bench_params(preset: str, quick: bool):
+    """The preset's params; with `quick`, every batch shrunk to QUICK_BATCHES."""
+    params = preset_params(preset)
+    if not quick:
+        return params
+    update = {name: getattr(params, name).model_copy(update={"batch_size": batch})
+              for name, batch in QUICK_BATCHES.items()}
+    if hasattr(params, "baselines"):
+        update["baselines"] = params.baselines.model_copy(update={
+            name: getattr(params.baselines, name).model_copy(update=fields)
+            for name, fields in QUICK_BASELINE_BATCHES.items()})
+    return params.model_copy(update=update)
+
+
+def load_benchmark(filename: str):
+    """A sibling benchmark script as a module (benchmarks/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(filename.removesuffix(".py"), Path(__file__).parent / filename)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def synchronize(device: torch.device) -> None:
@@ -77,8 +116,7 @@ def with_backend(augment, backend: str | None):
     return augment.model_copy(update={"backend": backend})
 
 
-def time_simclr(preset: str, device, precision: str, steps: int, backend: str | None) -> dict:
-    params = preset_params(preset)
+def time_simclr(preset: str, params, device, precision: str, steps: int, backend: str | None) -> dict:
     size, channels, _ = SIZES[preset]
     batch = params.pretrain.batch_size
     augment = with_backend(params.pretrain.augment, backend)
@@ -92,8 +130,7 @@ def time_simclr(preset: str, device, precision: str, steps: int, backend: str | 
             "batch": batch, "views_per_step": 2 * batch}
 
 
-def time_ddpm(preset: str, device, precision: str, steps: int) -> dict:
-    params = preset_params(preset)
+def time_ddpm(preset: str, params, device, precision: str, steps: int) -> dict:
     size, channels, _ = SIZES[preset]
     cfg = params.diffusion
     k = params.pseudolabel.n_clusters
@@ -108,8 +145,7 @@ def time_ddpm(preset: str, device, precision: str, steps: int) -> dict:
             "batch": cfg.batch_size}
 
 
-def time_ddim(preset: str, device, precision: str, count: int) -> dict:
-    params = preset_params(preset)
+def time_ddim(preset: str, params, device, precision: str, count: int) -> dict:
     size, channels, _ = SIZES[preset]
     cfg = params.diffusion
     k = params.pseudolabel.n_clusters
@@ -122,8 +158,7 @@ def time_ddim(preset: str, device, precision: str, count: int) -> dict:
     return {"images_per_s": count / seconds, "sample_steps": cfg.sample_steps, "sampler": cfg.sampler}
 
 
-def time_gcc(preset: str, device, precision: str, steps: int) -> dict:
-    params = preset_params(preset)
+def time_gcc(preset: str, params, device, precision: str, steps: int) -> dict:
     size, channels, _ = SIZES[preset]
     # min_balance 0: random images collapse the clusters, which is not what is timed here
     cfg = params.gcc.model_copy(update={"cluster_epochs": 1, "min_balance": 0.0})
@@ -142,9 +177,8 @@ def time_gcc(preset: str, device, precision: str, steps: int) -> dict:
             "batch": cfg.batch_size}
 
 
-def time_head(preset: str, device, epochs: int) -> dict:
-    params = preset_params(preset)
-    _, _, n = SIZES[preset]
+def time_head(preset: str, params, device, epochs: int, rows: int | None = None) -> dict:
+    n = rows or SIZES[preset][2]
     backbone = build_backbone(params.pretrain.backbone, SIZES[preset][1], SIZES[preset][0], params.pretrain.width,
                               params.pretrain.readout)
     features = np.random.default_rng(0).standard_normal((n, backbone.feature_dim)).astype(np.float32)
@@ -189,10 +223,9 @@ class TwoViews(torch.utils.data.Dataset):
         return self.transform(image), self.transform(image)
 
 
-def time_reference_simclr(preset: str, device, precision: str, steps: int, workers: int) -> dict:
+def time_reference_simclr(preset: str, params, device, precision: str, steps: int, workers: int) -> dict:
     """A plain SimCLR loop: PIL + torchvision transforms in DataLoader workers, the same
     backbone and projector, Adam, bf16 autocast where asked, `.item()` every step."""
-    params = preset_params(preset)
     size, channels, _ = SIZES[preset]
     batch = params.pretrain.batch_size
     images = random_images(batch * (steps + 3), size, channels)
@@ -224,6 +257,50 @@ def time_reference_simclr(preset: str, device, precision: str, steps: int, worke
     return {"ms_per_step": 1000 * seconds / steps, "images_per_s": 2 * batch * steps / seconds, "workers": workers}
 
 
+def time_baseline(name: str, preset: str, params, device, precision: str, steps: int) -> dict:
+    """Step times of seed method `name` with the preset's `baselines.<name>` config at the
+    preset's size, by its step-time script (the method's own training steps)."""
+    size = SIZES[preset][0]
+    cfg = getattr(params.baselines, name)
+    script = load_benchmark(f"{name}_step_time.py")
+    warmup = 2
+    if name == "dccs":
+        return script.time_steps(size, precision, steps, warmup, device, cfg)
+    if name == "drc":
+        return script.time_step(size, preset, precision, steps, warmup, cfg, device)
+    if name == "gatcluster":
+        return script.time_steps(size, preset, precision, steps, warmup, cfg, device)
+    return script.time_steps(size, cfg, precision, steps, warmup, device)
+
+
+def project_baselines(preset: str, rows: dict, precision: str) -> dict:
+    """Training seconds of each seed method at the preset's budget, from its step times (only
+    the methods whose row has its times). DCCS: the step cap (its plateau rule may stop it
+    earlier); DRC: both heads' passes per epoch; the precise-feature method: its critic and
+    classifier steps double from `double_at` of the run where that is set."""
+    params = preset_params(preset)
+    n = SIZES[preset][2]
+    get = lambda name: rows.get(f"{name}/{preset}/{precision}", {})  # noqa: E731
+    out = {}
+    dccs, drc, gat, precise = (get(name) for name in BASELINES)
+    if "encoder_step_ms_median" in dccs:
+        cfg = params.baselines.dccs
+        out["dccs_s"] = cfg.max_encoder_steps * (cfg.n_critic * dccs["critic_step_ms_median"]
+                                                 + dccs["encoder_step_ms_median"]) / 1000
+    if "step_ms_median" in drc:
+        cfg = params.baselines.drc
+        heads = 2 if cfg.overcluster_k else 1
+        out["drc_s"] = cfg.epochs * heads * (n // cfg.batch_size) * drc["step_ms_median"] / 1000
+    if "iteration_s" in gat:
+        out["gatcluster_s"] = params.baselines.gatcluster.iterations * gat["iteration_s"]
+    if "critic_ms" in precise:
+        cfg = params.baselines.precise
+        one = (cfg.n_critic * precise["critic_ms"] + cfg.n_class * precise["classifier_ms"]) / 1000
+        doubled = 0 if cfg.double_at is None else cfg.iterations - round(cfg.double_at * cfg.iterations)
+        out["precise_s"] = cfg.iterations * (one + precise["generator_ms"] / 1000) + doubled * one
+    return out
+
+
 def project_preset(preset: str, rows: dict, precision: str) -> dict:
     """Training wall time of a preset from the measured step times (seconds): a projection."""
     params = preset_params(preset)
@@ -243,8 +320,11 @@ def project_preset(preset: str, rows: dict, precision: str) -> dict:
                  + gcc_cfg.diffusion_epochs * -(-n // params.diffusion.batch_size) * ddpm["ms_per_step"] / 1000)
     rounds = len(gcc_cfg.rounds)
     head_s = params.pseudolabel.epochs * head.get("s_per_epoch", 0.0)
+    total = pretrain + head_s + diffusion + rounds * per_round
+    baselines = project_baselines(preset, rows, precision)
     return {"pretrain_s": pretrain, "cluster_head_s": head_s, "diffusion_s": diffusion, "round_s": per_round,
-            "rounds": rounds, "total_s": pretrain + head_s + diffusion + rounds * per_round,
+            "rounds": rounds, "total_s": total, **baselines,
+            "total_with_baselines_s": total + sum(baselines.values()),
             "note": "training steps and banks only; data, K-means, evaluate and figures not included"}
 
 
@@ -255,7 +335,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks that every kind runs")
     parser.add_argument("--precisions", default="fp32,bf16")
     parser.add_argument("--presets", default="fashion_mnist,cifar10")
-    parser.add_argument("--kinds", default="simclr,simclr_kornia,reference,ddpm,ddim,gcc,head",
+    parser.add_argument("--kinds", default="simclr,simclr_kornia,reference,ddpm,ddim,gcc,head," + ",".join(BASELINES),
                         help="comma-separated subset of the kinds to time")
     parser.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1))
     parser.add_argument("--steps", type=int, default=None, help="timed steps of every step kind (CPU runs)")
@@ -264,10 +344,10 @@ def main() -> None:
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.backends.cudnn.benchmark = True
-    steps = {"simclr": 2, "ddpm": 2, "gcc": 2, "ddim": 16, "head": 1} if args.quick else \
-            {"simclr": 30, "ddpm": 60, "gcc": 40, "ddim": 8192, "head": 2}
+    steps = {"simclr": 2, "ddpm": 2, "gcc": 2, "ddim": 16, "head": 1, "baseline": 2} if args.quick else \
+            {"simclr": 30, "ddpm": 60, "gcc": 40, "ddim": 8192, "head": 2, "baseline": 20}
     if args.steps is not None:
-        steps.update(simclr=args.steps, ddpm=args.steps, gcc=args.steps)
+        steps.update(simclr=args.steps, ddpm=args.steps, gcc=args.steps, baseline=args.steps)
     if args.ddim_images is not None:
         steps["ddim"] = args.ddim_images
     kinds = set(args.kinds.split(","))
@@ -285,40 +365,58 @@ def main() -> None:
         print(f"{name:40s} {json.dumps(rows[name])}", flush=True)
         args.out.write_text(json.dumps({"info": info, "rows": rows}, indent=2))
 
+    unknown = kinds - set(parser.get_default("kinds").split(","))
+    if unknown:
+        parser.error(f"unknown kinds {sorted(unknown)}; allowed: {parser.get_default('kinds')}")
     for preset in args.presets.split(","):
+        if preset not in SIZES:
+            parser.error(f"unknown preset {preset!r}; allowed: {', '.join(SIZES)}")
+        params = bench_params(preset, args.quick)
         for precision in args.precisions.split(","):
             key = f"{preset}/{precision}"
             if "simclr" in kinds:
-                record(f"simclr/{key}", lambda: time_simclr(preset, device, precision, steps["simclr"], None))
+                record(f"simclr/{key}", lambda: time_simclr(preset, params, device, precision, steps["simclr"], None))
             if "simclr_kornia" in kinds and device.type == "cuda":
-                record(f"simclr_kornia/{key}", lambda: time_simclr(preset, device, precision, steps["simclr"],
-                                                                    "kornia"))
+                record(f"simclr_kornia/{key}", lambda: time_simclr(preset, params, device, precision,
+                                                                    steps["simclr"], "kornia"))
             if "reference" in kinds:
-                record(f"reference_simclr/{key}", lambda: time_reference_simclr(preset, device, precision,
+                record(f"reference_simclr/{key}", lambda: time_reference_simclr(preset, params, device, precision,
                                                                                  steps["simclr"], args.workers))
             if "ddpm" in kinds:
-                record(f"ddpm/{key}", lambda: time_ddpm(preset, device, precision, steps["ddpm"]))
+                record(f"ddpm/{key}", lambda: time_ddpm(preset, params, device, precision, steps["ddpm"]))
             if "ddim" in kinds:
                 count = steps["ddim"] if preset != "cifar10" else max(16, steps["ddim"] // 4)
-                record(f"ddim_bank/{key}", lambda: time_ddim(preset, device, precision, count))
+                record(f"ddim_bank/{key}", lambda: time_ddim(preset, params, device, precision, count))
             if "gcc" in kinds:
-                record(f"gcc_step/{key}", lambda: time_gcc(preset, device, precision, steps["gcc"]))
+                record(f"gcc_step/{key}", lambda: time_gcc(preset, params, device, precision, steps["gcc"]))
             if "head" in kinds:
-                record(f"cluster_head/{key}", lambda: time_head(preset, device, steps["head"]))
-    projections = {f"{preset}/{precision}": project_preset(preset, rows, precision)
-                   for preset in args.presets.split(",") for precision in args.precisions.split(",")}
+                record(f"cluster_head/{key}", lambda: time_head(preset, params, device, steps["head"],
+                                                                QUICK_HEAD_ROWS if args.quick else None))
+            for name in BASELINES:
+                if name in kinds and SIZES[preset][1] == 1:
+                    record(f"{name}/{key}", lambda: time_baseline(name, preset, params, device, precision,
+                                                                  steps["baseline"]))
+    # quick numbers come from shrunken batches: nothing to project from them
+    projections = {} if args.quick else {
+        f"{preset}/{precision}": project_preset(preset, rows, precision)
+        for preset in args.presets.split(",") for precision in args.precisions.split(",")}
     args.out.write_text(json.dumps({"info": info, "rows": rows, "projections": projections}, indent=2))
     print(f"\n{info}")
     print(f"{'kind':40s} {'ms/step':>9s} {'images/s':>10s}")
     for name, row in rows.items():
         rate = row.get("images_per_s", row.get("real_images_per_s", float("nan")))
+        if name.split("/")[0] in BASELINES and "error" not in row:
+            print(f"{name:40s} {json.dumps({k: v for k, v in row.items() if k != 'wall_s'})}")
+            continue
         print(f"{name:40s} {row.get('ms_per_step', float('nan')):9.2f} {rate:10.0f}" if "error" not in row
               else f"{name:40s} {row['error'][:80]}")
     for name, projection in projections.items():
         if projection:
             print(f"projected training of {name}: {projection['total_s'] / 60:.1f} min "
                   f"(pretrain {projection['pretrain_s']:.0f} s, DDPM {projection['diffusion_s']:.0f} s, "
-                  f"round {projection['round_s']:.0f} s x {projection['rounds']})")
+                  f"round {projection['round_s']:.0f} s x {projection['rounds']}); with the baselines "
+                  f"{projection['total_with_baselines_s'] / 60:.1f} min "
+                  f"({', '.join(f'{k[:-2]} {v:.0f} s' for k, v in projection.items() if k[:-2] in BASELINES)})")
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from gccluster.baselines.precise import method as precise
 from gccluster.baselines.precise.model import PreciseClusterer, PreciseCritic
 from gccluster.baselines.precise.params import PreciseConfig
 from gccluster.machine import cpu_name
-from gccluster.runtime import conv_memory_format
+from gccluster.runtime import conv_memory_format, step_generator
 
 app = typer.Typer(add_completion=False)
 PAPER_SECONDS_PER_ITERATION = 38 * 3600 / 900_000
@@ -37,17 +37,18 @@ def median_ms(times: list[float]) -> float:
     return round(1000 * float(np.median(times)), 2)
 
 
-def time_steps(size: int, cfg: PreciseConfig, precision: str, steps: int, warmup: int) -> dict:
-    device = torch.device("cpu")
+def time_steps(size: int, cfg: PreciseConfig, precision: str, steps: int, warmup: int,
+               device: torch.device = torch.device("cpu")) -> dict:
+    """Median step times on `device`; the `float(loss)` after each step waits for the device."""
     torch.manual_seed(0)
     networks = nn.ModuleDict({"clusterer": PreciseClusterer(size, 1, 10, cfg.width, cfg.noise_dim),
                               "critic": PreciseCritic(size, 1, cfg.width)})
-    networks.to(memory_format=conv_memory_format(device, precision))
+    networks.to(device, memory_format=conv_memory_format(device, precision))
     optimizers = {name: torch.optim.Adam(net.parameters(), lr=cfg.lr, betas=(0.5, 0.9), fused=True)
                   for name, net in (("g", networks["clusterer"].generator), ("d", networks["critic"]),
                                     ("c", networks["clusterer"].classifier))}
-    draw = torch.Generator().manual_seed(0)
-    real = torch.rand(cfg.batch_size, 1, size, size)
+    draw = step_generator(torch.Generator().manual_seed(0), device)  # as the training loop's draws
+    real = torch.rand(cfg.batch_size, 1, size, size, device=device)
     calls = {
         "critic": lambda: precise._critic_step(networks, optimizers["d"], real, cfg, 10, device, precision, draw),
         "classifier": lambda: precise._classifier_step(networks, optimizers["c"], cfg, 10, device, precision, draw),

@@ -38,3 +38,41 @@ def test_step_time_benchmark_runs_the_methods_own_steps(script, args, keys, tmp_
     for precision in ("fp32", "bf16"):
         for key in keys:
             assert written[precision][key] > 0, (precision, key)
+
+
+def test_gpu_throughput_quick_times_every_kind_on_the_cpu(tmp_path, monkeypatch):
+    """`--quick` on the CPU (shrunken batches) runs every step kind of the Fashion-MNIST preset,
+    GCC's and the four seed methods', through the current training functions; it projects
+    nothing from those numbers."""
+    out = tmp_path / "smoke.json"
+    monkeypatch.setattr("sys.argv", ["gpu_throughput.py", "--out", str(out), "--quick", "--presets", "fashion_mnist",
+                                     "--precisions", "fp32", "--workers", "0"])
+    load_script("gpu_throughput.py").main()
+    written = json.loads(out.read_text())
+    rows = written["rows"]
+    expected = {"simclr", "reference_simclr", "ddpm", "ddim_bank", "gcc_step", "cluster_head",
+                "dccs", "drc", "gatcluster", "precise"}
+    assert {name.split("/")[0] for name in rows} == expected
+    for name, row in rows.items():
+        assert "error" not in row, (name, row)
+    assert rows["simclr/fashion_mnist/fp32"]["ms_per_step"] > 0
+    assert rows["precise/fashion_mnist/fp32"]["critic_ms"] > 0
+    assert rows["gatcluster/fashion_mnist/fp32"]["big_batch"] == 64  # the quick batch, not the preset's 4,000
+    assert written["projections"] == {}
+
+
+def test_baseline_projection_follows_the_preset_budgets():
+    """The seed methods' projected training time is their budget times their measured steps."""
+    gpu = load_script("gpu_throughput.py")
+    rows = {"dccs/fashion_mnist/bf16": {"encoder_step_ms_median": 2.0, "critic_step_ms_median": 1.0},
+            "drc/fashion_mnist/bf16": {"step_ms_median": 10.0},
+            "gatcluster/fashion_mnist/bf16": {"iteration_s": 3.0},
+            "precise/fashion_mnist/bf16": {"critic_ms": 1.0, "classifier_ms": 0.5, "generator_ms": 2.0}}
+    got = gpu.project_baselines("fashion_mnist", rows, "bf16")
+    # preset: DCCS 20,000 steps, 4 critic steps each; DRC 30 epochs, two heads, 60,000 // 256
+    # batches; GATCluster 90 iterations; precise 10,000 iterations of 5 critic + 4 classifier + 1
+    assert got["dccs_s"] == pytest.approx(20_000 * (4 * 1.0 + 2.0) / 1000)
+    assert got["drc_s"] == pytest.approx(30 * 2 * 234 * 10.0 / 1000)
+    assert got["gatcluster_s"] == pytest.approx(90 * 3.0)
+    assert got["precise_s"] == pytest.approx(10_000 * (5 * 1.0 + 4 * 0.5 + 2.0) / 1000)
+    assert gpu.project_baselines("fashion_mnist", {}, "bf16") == {}
