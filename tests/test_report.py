@@ -108,6 +108,22 @@ def test_leaderboard_over_seeds_gives_min_median_max_per_method():
     assert "No run with metrics" in render_leaderboard([])
 
 
+def test_leaderboard_takes_a_seed_from_its_experiment_before_the_commits_files():
+    """A commit whose metrics files predate its params (a preset written and committed without
+    `dvc repro`) must not stand in for the seed its experiment reproduced."""
+    from gccluster.report import render_leaderboard, seed_groups
+
+    commit = metrics_run("abc", 0, 0.10, 0.10)  # stale: another dataset's results
+    commit["experiments"] = [{"revs": [run], "name": run["rev"]} for run in (
+        metrics_run("e0", 0, 0.90, 0.80), metrics_run("e1", 1, 0.94, 0.70), metrics_run("e2", 2, 0.92, 0.75),
+        metrics_run("e0-again", 0, 0.20, 0.20))]
+    shown = [metrics_run("workspace", 2, 0.92, 0.75), commit]
+    (params, seeds), = seed_groups(shown)
+    assert list(seeds) == [2, 0, 1]  # first seen first
+    assert seeds[0]["GCC (result)"]["acc"] == 0.90  # the first experiment of seed 0, not the commit
+    assert "| DCCS | 3 | 0.7000 / 0.7500 / 0.8000 |" in render_leaderboard(shown)
+
+
 def test_leaderboard_titles_groups_by_their_difference_from_the_commit_even_without_its_metrics():
     from gccluster.report import render_leaderboard
 

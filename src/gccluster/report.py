@@ -315,21 +315,28 @@ def run_methods(files: dict[str, dict]) -> dict[str, dict]:
 
 def seed_groups(experiments: list[dict]) -> list[tuple[dict, dict[int, dict[str, dict]]]]:
     """Runs of `dvc exp show --json` grouped by their params without `base.seed`:
-    [(params, {seed: {method: scores}})], first seen first; a seed seen twice in a group (the
-    workspace and its commit) counts once."""
+    [(params, {seed: {method: scores}})], first seen first. A seed seen twice in a group counts
+    once: an experiment's run wins over the workspace's and the commit's, else the first seen.
+    `dvc exp run` reproduced an experiment for exactly its params, while a commit's metrics
+    files can predate its params (`gccluster preset fashion_mnist` committed without a `dvc
+    repro` still holds the digits results, which would otherwise stand in as seed 0)."""
     groups: list[tuple[dict, dict[int, dict[str, dict]]]] = []
-    for _, params, files in _runs(experiments, metrics_file=None):
+    from_experiment: set[tuple[int, int]] = set()  # (group index, seed) filled by an experiment
+    for kind, params, files in _runs(experiments, metrics_file=None):
         methods = run_methods(files)
         if not methods:
             continue
         rest = {k: v for k, v in params.items() if k != "base.seed"}
         seed = int(params.get("base.seed", 0))
-        for known, seeds in groups:
-            if known == rest:
-                seeds.setdefault(seed, methods)
-                break
-        else:
-            groups.append((rest, {seed: methods}))
+        index = next((i for i, (known, _) in enumerate(groups) if known == rest), None)
+        if index is None:
+            groups.append((rest, {}))
+            index = len(groups) - 1
+        seeds = groups[index][1]
+        if seed not in seeds or (kind == "experiment" and (index, seed) not in from_experiment):
+            seeds[seed] = methods
+            if kind == "experiment":
+                from_experiment.add((index, seed))
     return groups
 
 
