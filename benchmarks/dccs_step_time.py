@@ -31,22 +31,21 @@ from gccluster.runtime import step_generator
 app = typer.Typer(add_completion=False)
 
 
-def time_steps(size: int, precision: str, steps: int, warmup: int, device: torch.device,
-               cfg: DCCSConfig | None = None) -> dict[str, float]:
-    """Median step times of `cfg` (default: DCCSConfig()) at `size` px on `device`; the
+def time_steps(size: int, dataset: str, precision: str, steps: int, warmup: int, cfg: DCCSConfig,
+               device: torch.device = torch.device("cpu")) -> dict[str, float]:
+    """Median step times of `cfg` at `size` px with `dataset`'s views on `device`; the
     `float(loss)` after each step waits for the device, so each step is timed whole."""
-    cfg = cfg or DCCSConfig()
     torch.manual_seed(0)
     clusterer = dccs.DCCSClusterer(1, size, cfg.style_dim, 10)
     critic = DCCSCritic(cfg.style_dim + 10)
     discriminator = DCCSDiscriminator(clusterer.encoder.feature_dim, cfg.style_dim + 10)
     model = nn.ModuleDict({"clusterer": clusterer, "critic": critic, "discriminator": discriminator}).to(device)
     model.train()
-    optimizer_q = torch.optim.Adam([*clusterer.parameters(), *discriminator.parameters()], lr=1e-4,
+    optimizer_q = torch.optim.Adam([*clusterer.parameters(), *discriminator.parameters()], lr=cfg.lr,
                                    betas=(0.5, 0.9), fused=True)
-    optimizer_c = torch.optim.Adam(critic.parameters(), lr=1e-4, betas=(0.5, 0.9), fused=True)
+    optimizer_c = torch.optim.Adam(critic.parameters(), lr=cfg.lr, betas=(0.5, 0.9), fused=True)
     weights = DCCSWeights(cfg.beta_mi, cfg.resolved_beta_aug(1), cfg.beta_adv)
-    augment = kornia_views(dccs.view_spec(cfg, "fashion_mnist"), size).to(device)
+    augment = kornia_views(dccs.view_spec(cfg, dataset), size).to(device)
     generator = step_generator(torch.Generator().manual_seed(0), device)  # as the training loop's draws
     batch = torch.rand(cfg.batch_size, 1, size, size, device=device)
     out = {}
@@ -83,7 +82,7 @@ def main(size: int = typer.Option(28, help="image side (28: the official Encoder
     result = {"cpu": cpu_name(), "torch": torch.__version__, "threads": torch.get_num_threads(), "size": size,
               "batch": DCCSConfig().batch_size}
     for precision in ("fp32", "bf16"):
-        result[precision] = time_steps(size, precision, steps, warmup, device)
+        result[precision] = time_steps(size, "fashion_mnist", precision, steps, warmup, DCCSConfig(), device)
         print(precision, json.dumps(result[precision]), flush=True)
     if out is not None:
         out.write_text(json.dumps(result, indent=2) + "\n")

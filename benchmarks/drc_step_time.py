@@ -29,8 +29,8 @@ from gccluster.runtime import conv_memory_format, step_generator
 app = typer.Typer(add_completion=False)
 
 
-def time_step(size: int, dataset: str, precision: str, steps: int, warmup: int, cfg: DRCConfig,
-              device: torch.device = torch.device("cpu")) -> dict:
+def time_steps(size: int, dataset: str, precision: str, steps: int, warmup: int, cfg: DRCConfig,
+               device: torch.device = torch.device("cpu")) -> dict:
     """Median step time on `device`; the `float(loss)` after each step waits for the device."""
     torch.manual_seed(0)
     clusterer = DRCClusterer(1, size, 10, cfg.overcluster_k, cfg.backbone, cfg.width, False, cfg.original_zoom)
@@ -65,7 +65,7 @@ def main(size: int = typer.Option(16, help="image side (16: digits, 28: Fashion-
     result = {"cpu": cpu_name(), "torch": torch.__version__, "threads": torch.get_num_threads(), "size": size,
               "batch": cfg.batch_size, "repeats": cfg.repeats, "backbone": cfg.backbone, "width": cfg.width}
     for precision in ("fp32", "bf16"):
-        result[precision] = time_step(size, dataset, precision, steps, warmup, cfg)
+        result[precision] = time_steps(size, dataset, precision, steps, warmup, cfg)
         print(precision, json.dumps(result[precision]), flush=True)
     if out is not None:
         out.write_text(json.dumps(result, indent=2) + "\n")

@@ -259,18 +259,10 @@ def time_reference_simclr(preset: str, params, device, precision: str, steps: in
 
 def time_baseline(name: str, preset: str, params, device, precision: str, steps: int) -> dict:
     """Step times of seed method `name` with the preset's `baselines.<name>` config at the
-    preset's size, by its step-time script (the method's own training steps)."""
-    size = SIZES[preset][0]
-    cfg = getattr(params.baselines, name)
+    preset's size, by its step-time script (the method's own training steps; the four scripts
+    share `time_steps`'s signature)."""
     script = load_benchmark(f"{name}_step_time.py")
-    warmup = 2
-    if name == "dccs":
-        return script.time_steps(size, precision, steps, warmup, device, cfg)
-    if name == "drc":
-        return script.time_step(size, preset, precision, steps, warmup, cfg, device)
-    if name == "gatcluster":
-        return script.time_steps(size, preset, precision, steps, warmup, cfg, device)
-    return script.time_steps(size, cfg, precision, steps, warmup, device)
+    return script.time_steps(SIZES[preset][0], preset, precision, steps, 2, getattr(params.baselines, name), device)
 
 
 def project_baselines(preset: str, rows: dict, precision: str) -> dict:
@@ -335,7 +327,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks that every kind runs")
     parser.add_argument("--precisions", default="fp32,bf16")
     parser.add_argument("--presets", default="fashion_mnist,cifar10")
-    parser.add_argument("--kinds", default="simclr,simclr_kornia,reference,ddpm,ddim,gcc,head," + ",".join(BASELINES),
+    parser.add_argument("--kinds", default=",".join(["simclr", "simclr_kornia", "reference", "ddpm", "ddim", "gcc",
+                                                     "head", *BASELINES]),
                         help="comma-separated subset of the kinds to time")
     parser.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1))
     parser.add_argument("--steps", type=int, default=None, help="timed steps of every step kind (CPU runs)")
@@ -375,7 +368,8 @@ def main() -> None:
         for precision in args.precisions.split(","):
             key = f"{preset}/{precision}"
             if "simclr" in kinds:
-                record(f"simclr/{key}", lambda: time_simclr(preset, params, device, precision, steps["simclr"], None))
+                record(f"simclr/{key}", lambda: time_simclr(preset, params, device, precision, steps["simclr"],
+                                                             None))
             if "simclr_kornia" in kinds and device.type == "cuda":
                 record(f"simclr_kornia/{key}", lambda: time_simclr(preset, params, device, precision,
                                                                     steps["simclr"], "kornia"))
