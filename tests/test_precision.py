@@ -13,10 +13,10 @@ from gccluster.train.pretrain import pretrain_simclr
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 
 
-@pytest.fixture(params=[False, True], ids=["cpu_without_amx", "cpu_with_amx"])
-def amx(request, monkeypatch):
-    """Run a test as on a CPU without, then with, AMX bf16 (whatever this machine has)."""
-    monkeypatch.setattr(runtime, "cpu_has_amx_bf16", lambda: request.param)
+@pytest.fixture(params=[False, True], ids=["cpu_without_native_bf16", "cpu_with_native_bf16"])
+def native_bf16(request, monkeypatch):
+    """Run a test as on a CPU without, then with, native bf16 (whatever this machine has)."""
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: request.param)
     return request.param
 
 
@@ -24,16 +24,16 @@ def amx(request, monkeypatch):
     ("device", "precision", "expected"),
     [(CUDA, "auto", True), (CPU, "bf16", True), (CPU, "fp32", False), (CUDA, "fp32", False)],
 )
-def test_use_bf16_table(amx, device, precision, expected):
+def test_use_bf16_table(native_bf16, device, precision, expected):
     assert use_bf16(device, precision) is expected
 
 
-def test_auto_is_bf16_exactly_on_cpus_with_amx(amx):
-    assert use_bf16(CPU, "auto") is amx
-    assert conv_memory_format(CPU, "auto") == (torch.channels_last if amx else torch.contiguous_format)
+def test_auto_is_bf16_exactly_on_cpus_with_native_bf16(native_bf16):
+    assert use_bf16(CPU, "auto") is native_bf16
+    assert conv_memory_format(CPU, "auto") == (torch.channels_last if native_bf16 else torch.contiguous_format)
 
 
-def test_autocast_dtype_on_cpu(amx):
+def test_autocast_dtype_on_cpu(native_bf16):
     layer = torch.nn.Linear(4, 3)
     x = torch.randn(2, 4)
     with autocast(CPU, "bf16"):
@@ -41,7 +41,7 @@ def test_autocast_dtype_on_cpu(amx):
     with autocast(CPU, "fp32"):
         assert layer(x).dtype == torch.float32
     with autocast(CPU, "auto"):
-        assert layer(x).dtype == (torch.bfloat16 if amx else torch.float32)
+        assert layer(x).dtype == (torch.bfloat16 if native_bf16 else torch.float32)
 
 
 def test_memory_format_keeps_fp32_cpu_runs_contiguous():
@@ -51,18 +51,20 @@ def test_memory_format_keeps_fp32_cpu_runs_contiguous():
 
 
 @pytest.mark.parametrize(("flags", "expected"), [
-    ("flags\t\t: fpu sse2 avx512f avx512_bf16 amx_bf16 amx_tile amx_int8\n", True),
-    ("flags\t\t: fpu sse2 avx2 avx512f avx512_bf16\n", False),  # AVX512-BF16 without AMX tiles
+    ("flags\t\t: fpu sse2 avx512f avx512_bf16 amx_bf16 amx_tile amx_int8\n", True),  # Xeon with AMX
+    ("flags\t\t: fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni\n", True),  # AVX512-BF16 alone (Zen 4)
+    ("flags\t\t: fpu sse2 avx2 avx512f avx512bw avx512_vnni\n", False),  # AVX-512 without bf16 (Ice Lake)
+    ("flags\t\t: fpu sse2 avx2 fma\n", False),  # AVX2 only (Zen 3)
     ("model name\t: amx_bf16 in a name is not a flag\nflags\t\t: fpu avx2\n", False),
 ])
-def test_cpu_has_amx_bf16_reads_the_flags_line(tmp_path, flags, expected):
+def test_cpu_has_native_bf16_reads_the_flags_line(tmp_path, flags, expected):
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text("processor\t: 0\n" + flags)
-    assert machine.cpu_has_amx_bf16.__wrapped__(str(cpuinfo)) is expected
+    assert machine.cpu_has_native_bf16.__wrapped__(str(cpuinfo)) is expected
 
 
-def test_cpu_has_amx_bf16_is_false_without_cpuinfo(tmp_path):
-    assert machine.cpu_has_amx_bf16.__wrapped__(str(tmp_path / "missing")) is False
+def test_cpu_has_native_bf16_is_false_without_cpuinfo(tmp_path):
+    assert machine.cpu_has_native_bf16.__wrapped__(str(tmp_path / "missing")) is False
 
 
 def test_bf16_pretraining_on_cpu_learns():
@@ -76,9 +78,9 @@ def test_bf16_pretraining_on_cpu_learns():
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)
 
 
-def test_features_follow_the_runs_precision(amx):
+def test_features_follow_the_runs_precision(native_bf16):
     """extract_features (pseudo labels, banks' label mix, metrics) autocasts as the run's
-    `base.precision` says: fp32 is fp32 on an AMX CPU too, bf16 is bf16 on any CPU."""
+    `base.precision` says: fp32 is fp32 on a bf16 CPU too, bf16 is bf16 on any CPU."""
     from gccluster.features import extract_features
 
     torch.manual_seed(0)
@@ -92,4 +94,4 @@ def test_features_follow_the_runs_precision(amx):
     assert rounded.dtype == np.float32 and not np.array_equal(rounded, exact)
     np.testing.assert_allclose(rounded, exact, atol=0.05)
     auto = extract_features(model, images, CPU, precision="auto")
-    np.testing.assert_array_equal(auto, rounded if amx else exact)
+    np.testing.assert_array_equal(auto, rounded if native_bf16 else exact)

@@ -31,7 +31,7 @@ class BaseConfig(_Section):
     precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto",
         description="autocast for training and sampling: auto = bf16 on CUDA and on CPUs with "
-        "AMX bf16 (lscpu flag amx_bf16), fp32 on other CPUs, where bf16 is slower",
+        "native bf16 (lscpu flag amx_bf16 or avx512_bf16), fp32 on other CPUs, where bf16 is slower",
     )
     data_root: str = Field("data/raw", description="where torchvision downloads datasets")
     nproc: int = Field(

@@ -1,5 +1,5 @@
 """What machine this is: the CPU name for benchmarks (README rule: name the CPU beside every
-timing) and whether it has AMX bf16 (what `base.precision: auto` asks of a CPU)."""
+timing) and whether it computes bf16 natively (what `base.precision: auto` asks of a CPU)."""
 
 from __future__ import annotations
 
@@ -17,13 +17,23 @@ def cpu_name() -> str:
         return platform.processor()
 
 
+# Linux /proc/cpuinfo flags of the bf16 dot-product units oneDNN uses: AMX tiles (Intel
+# Sapphire Rapids and later) and the AVX512-BF16 instructions (AMD Zen 4, Intel Cooper Lake).
+NATIVE_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
+
+
 @functools.cache
-def cpu_has_amx_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
-    """Whether the CPU has AMX bf16 tiles (Linux `flags` line `amx_bf16`): the CPUs on which
-    oneDNN's bf16 convolutions and matmuls beat fp32 by several times. False where the file
-    is missing (not Linux) or unreadable."""
+def cpu_has_native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """Whether the CPU computes bf16 products in hardware (a `flags` line with `amx_bf16` or
+    `avx512_bf16`): the CPUs on which oneDNN's bf16 convolutions and matmuls beat fp32.
+    Measured for every step kind of the default (`benchmarks/gpu_throughput.py --presets
+    digits`): several times faster on a 2-core Xeon with AMX; on a 2-core AMD EPYC (Zen 4,
+    AVX512-BF16, no AMX) 1.2x (the precise-feature method) to 2.5x (SimCLR), never slower.
+    Without either flag bf16 is emulated and slower than fp32. False where the file is
+    missing (not Linux) or unreadable."""
     try:
         with open(cpuinfo, encoding="utf-8", errors="replace") as handle:
-            return any(line.startswith("flags") and "amx_bf16" in line.split() for line in handle)
+            return any(line.startswith("flags") and any(flag in line.split() for flag in NATIVE_BF16_FLAGS)
+                       for line in handle)
     except OSError:
         return False

@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from gccluster.distributed import worker_device, world
 from gccluster.errors import UserError
-from gccluster.machine import cpu_has_amx_bf16
+from gccluster.machine import cpu_has_native_bf16
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -48,14 +48,16 @@ def resolve_device(name: str) -> torch.device:
 def use_bf16(device: torch.device, precision: str) -> bool:
     """Whether training and sampling run under bf16 autocast (`base.precision`).
 
-    `auto` = bf16 on CUDA and on CPUs with AMX bf16 tiles (measured on this project's 2-core
-    Xeon with AMX: about 4x faster for the SimCLR step, 2.5x for DRC's, 1.5x for the DDPM's),
-    fp32 on every other CPU (bf16 is slower than fp32 there). So one machine gives one set of
-    numbers; CPUs of different kinds differ in precision as well as in kernels, which is why
-    the README names the CPU beside every result. `bf16` and `fp32` force one on any device.
+    `auto` = bf16 on CUDA and on CPUs with native bf16 (`machine.cpu_has_native_bf16`: AMX or
+    AVX512-BF16; measured on this project's 2-core Xeon with AMX: about 4x faster for the
+    SimCLR step, 2.5x for DRC's, 1.5x for the DDPM's; on a 2-core AMD EPYC with AVX512-BF16:
+    2.5x, 2.2x and 1.4x, every step kind of the default faster), fp32 on every other CPU (bf16
+    is emulated and slower there). So one machine gives one set of numbers; CPUs of different
+    kinds differ in precision as well as in kernels, which is why the README names the CPU
+    beside every result. `bf16` and `fp32` force one on any device.
     """
     if precision == "auto":
-        return device.type == "cuda" or (device.type == "cpu" and cpu_has_amx_bf16())
+        return device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16())
     return precision == "bf16"
 
 
