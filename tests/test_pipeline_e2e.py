@@ -134,16 +134,7 @@ def stale_after(project, overrides: dict) -> set[str]:
 def assert_the_runs_k_reaches_every_method(project):
     """pseudolabel.n_clusters is every seed method's K too (baselines.<name>.n_clusters null):
     changing it makes GCC's stages and every baseline stale."""
-    from dvc.repo import Repo
-
-    params = project / "params.yaml"
-    original = params.read_text()
-    params.write_text(original.replace("n_clusters: 10", "n_clusters: 9", 1))
-    try:
-        with Repo(str(project)) as repo:
-            stale = {address.rsplit(":", 1)[-1] for address in repo.status()}
-    finally:
-        params.write_text(original)
+    stale = stale_after(project, {"pseudolabel": {"n_clusters": 9}})
     assert {"pseudolabel", "baseline@dccs", "baseline@drc", "baseline@gatcluster", "baseline@precise"} <= stale
 
 
