@@ -76,3 +76,20 @@ def test_baseline_projection_follows_the_preset_budgets():
     assert got["gatcluster_s"] == pytest.approx(90 * 3.0)
     assert got["precise_s"] == pytest.approx(10_000 * (5 * 1.0 + 4 * 0.5 + 2.0) / 1000)
     assert gpu.project_baselines("fashion_mnist", {}, "bf16") == {}
+
+
+def test_drc_budget_rule_finds_the_first_window_whose_fall_is_below_the_tolerance():
+    """DECLARED.md's plateau rule on a hand-worked curve: the loss falls 0.002 per epoch to
+    epoch 75 (0.05 per 25-epoch window), then 0.0002 per epoch. Window means are the loss at the
+    window's centre: m(75) = 0.874, m(100) = 0.8474 (fall 0.0266), m(125) = 0.8424 (fall 0.005)."""
+    import pandas as pd
+
+    rule = load_script("digits_drc_budget/apply_rule.py")
+    epochs = pd.RangeIndex(1, 201, name="epoch")
+    loss = pd.Series([1 - 0.002 * e if e <= 75 else 0.85 - 0.0002 * (e - 75) for e in epochs], index=epochs)
+    budget, rows = rule.plateau_budget(loss)
+    assert budget == 125
+    assert [row["epoch"] for row in rows] == [50, 75, 100, 125, 150, 175, 200]
+    assert rows[2]["fall_over_window"] == pytest.approx(0.0266, abs=1e-4)
+    steep = pd.Series([1 - 0.002 * e for e in epochs], index=epochs)
+    assert rule.plateau_budget(steep)[0] == 200  # never flat: the whole run
