@@ -19,15 +19,14 @@ TOLERANCE = 0.01
 
 
 def plateau_budget(loss: pd.Series, window: int = WINDOW, tolerance: float = TOLERANCE) -> tuple[int, list[dict]]:
-    """(budget, one row per checked epoch) for a per-epoch loss indexed by epoch from 1."""
-    def mean_to(e: int) -> float:
-        return float(loss.loc[e - window + 1 : e].mean())
-
+    """(budget, one row per checked epoch) for a per-epoch loss indexed by consecutive epochs
+    from 1."""
+    means = loss.rolling(window).mean()  # m(e): the mean over epochs e - window + 1 .. e
     last = int(loss.index.max())
     rows, budget = [], None
     for e in range(2 * window, last + 1, window):
-        fall = mean_to(e - window) - mean_to(e)
-        rows.append({"epoch": e, "mean_loss": round(mean_to(e), 4), "fall_over_window": round(fall, 4)})
+        fall = float(means[e - window] - means[e])
+        rows.append({"epoch": e, "mean_loss": round(float(means[e]), 4), "fall_over_window": round(fall, 4)})
         if budget is None and fall < tolerance:
             budget = e
     return (budget if budget is not None else last), rows
