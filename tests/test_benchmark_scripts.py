@@ -93,3 +93,22 @@ def test_drc_budget_rule_finds_the_first_window_whose_fall_is_below_the_toleranc
     assert rows[2]["fall_over_window"] == pytest.approx(0.0266, abs=1e-4)
     steep = pd.Series([1 - 0.002 * e for e in epochs], index=epochs)
     assert rule.plateau_budget(steep)[0] == 200  # never flat: the whole run
+
+
+def test_drc_seed_stability_is_one_for_relabelled_copies_and_near_zero_for_unrelated_partitions():
+    """DECLARED.md's criterion (digits_drc_overcluster): the mean ARI over seed pairs does not
+    care how clusters are numbered, and three unrelated partitions score near 0."""
+    import numpy as np
+
+    stability = load_script("digits_drc_overcluster/stability.py").seed_stability
+    base = np.repeat(np.arange(10), 30)
+    relabelled = (base + 3) % 10
+    assert stability([base, relabelled, base]) == pytest.approx(1.0)
+    rng = np.random.default_rng(0)
+    assert abs(stability([rng.integers(0, 10, 3000) for _ in range(3)])) < 0.01
+    # one seed differs in 30 of 300 images: pairs (a, b) = 1, (a, c) = (b, c) = ARI(base, moved)
+    moved = base.copy()
+    moved[:30] = 9
+    from sklearn.metrics import adjusted_rand_score
+
+    assert stability([base, base, moved]) == pytest.approx((1 + 2 * adjusted_rand_score(base, moved)) / 3)
