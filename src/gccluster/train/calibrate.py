@@ -7,8 +7,12 @@ train split, and pairs each real batch with bank images of the very clusters the
 predicts for it (DESIGN.md §4). How close this comes to fresh batches is two params:
 `gcc.bank_size` (null = as many images as the train split) and `gcc.bank_refresh` (one
 bank per round, or a fresh bank at the start of every epoch). With both at the paper's
-setting each generated image is used once, as in the paper; a small bank reused for every
-epoch lets L_cwm and L_ml be met by fitting those few images (issue 11).
+setting an epoch sees as many generated images as real ones, drawn from a bank as large as
+the train split and discarded after the epoch: no image repeats within a batch, but each
+batch draws from its clusters' pools afresh, so across an epoch an image is used about
+Poisson(1) times (some never, some twice), not exactly once as with the paper's fresh
+batches. A small bank reused for every epoch lets L_cwm and L_ml be met by fitting those
+few images (issue 11).
 """
 
 from __future__ import annotations
