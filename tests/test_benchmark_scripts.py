@@ -112,3 +112,26 @@ def test_drc_seed_stability_is_one_for_relabelled_copies_and_near_zero_for_unrel
     from sklearn.metrics import adjusted_rand_score
 
     assert stability([base, base, moved]) == pytest.approx((1 + 2 * adjusted_rand_score(base, moved)) / 3)
+
+
+def test_ld_bandwidth_probe_null_keeps_cluster_sizes_and_tells_a_shift_from_none():
+    """The probe's null reshuffles real/generated membership within each cluster (sizes kept);
+    L_d on two samples of one distribution sits at its null, on a shifted one far above it."""
+    import torch
+
+    probe = load_script("ld_bandwidth_probe.py")
+    gen = torch.Generator().manual_seed(0)
+    real, real_k = torch.randn(300, 4, generator=gen), torch.arange(300) % 3
+    fake, fake_k = torch.randn(200, 4, generator=gen), torch.arange(200) % 3
+    r, rk, f, fk = probe.shuffled_sides(real, real_k, fake, fake_k, gen)
+    assert len(r) == 300 and len(f) == 200
+    assert torch.equal(torch.bincount(rk), torch.bincount(real_k))
+    assert torch.equal(torch.bincount(fk), torch.bincount(fake_k))
+    assert sorted(torch.cat([r, f]).sum(dim=1).tolist()) == pytest.approx(sorted(torch.cat([real, fake]).sum(dim=1).tolist()))
+    same = probe.probe_bandwidth(real, real_k, fake, fake_k, "median", 40, 60, gen)
+    shifted = probe.probe_bandwidth(real, real_k, fake + 1.5, fake_k, "median", 40, 60, gen)
+    assert 0.2 < same["batches_observed_above_null"] < 0.8
+    assert shifted["batches_observed_above_null"] == 1.0 and shifted["separation"] > 2
+    # one pair per cluster, at distances 1 and 3: torch's median of an even count is the lower middle value
+    points = torch.tensor([[0.0], [1.0], [10.0], [13.0]])
+    assert probe.within_cluster_median(points, torch.tensor([0, 0, 1, 1])) == 1.0
