@@ -135,3 +135,21 @@ def test_ld_bandwidth_probe_null_keeps_cluster_sizes_and_tells_a_shift_from_none
     # one pair per cluster, at distances 1 and 3: torch's median of an even count is the lower middle value
     points = torch.tensor([[0.0], [1.0], [10.0], [13.0]])
     assert probe.within_cluster_median(points, torch.tensor([0, 0, 1, 1])) == 1.0
+
+
+def test_generator_drift_probe_scores_agreement_and_a_cosine_silhouette():
+    """Agreement is the share of predictions equal to the conditioning cluster; two tight
+    clusters on orthogonal directions have a cosine silhouette near 1."""
+    import numpy as np
+
+    probe = load_script("generator_drift_probe.py")
+    rng = np.random.default_rng(0)
+    features = np.concatenate([[1.0, 0.0] + 0.01 * rng.standard_normal((50, 2)),
+                               [0.0, 1.0] + 0.01 * rng.standard_normal((50, 2))])
+    conditioned = np.repeat([0, 1], 50)
+    predicted = conditioned.copy()
+    predicted[:10] = 1  # 10 of 100 assigned elsewhere
+    scores = probe.draw_scores(features, predicted, conditioned, max_silhouette=1000, seed=0)
+    assert scores["agreement"] == pytest.approx(0.9)
+    assert scores["silhouette_cosine"] > 0.95
+    assert probe.draw_scores(features, predicted, rng.integers(0, 2, 100), 1000, 0)["silhouette_cosine"] < 0.1
