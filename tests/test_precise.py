@@ -181,6 +181,7 @@ def test_the_16px_layout_is_the_usps_rule():
     assert not g.crop and PreciseGenerator(28, 1, 10, 4, 8).crop
 
 
+@torch.no_grad()
 def test_initialisation_is_tflibs():
     g = PreciseGenerator(28, 1, 10, width=64, noise_dim=128)  # the constructors initialise
     d = PreciseCritic(28, 1, width=64)
