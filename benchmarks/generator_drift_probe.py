@@ -16,8 +16,11 @@ With `--project`, the silhouette of real train images grouped by the branch's ow
 is printed first, as the scale of a real clustering; and each `--relabel NAME=B.pt,C.pt`
 (a round's F and C) gives the fraction of train images that branch puts in another cluster
 than the fixed one does (cluster ids carry over between rounds: C is fine-tuned, never
-re-initialised). A round's G is fine-tuned on that round's labels, so this part of a fall
-in agreement is the labels moving, not G forgetting.
+re-initialised), and the cosine silhouette of the real train images in the fixed F grouped by
+that branch's clusters. A round's G is fine-tuned on that round's labels, so this part of a
+fall in agreement is the labels moving, not G forgetting; and a draw's silhouette is to be
+read against the real images' under the same labels: only a fall beyond that one says G's
+clusters blur.
 """
 
 from __future__ import annotations
@@ -69,13 +72,18 @@ def main(backbone: Path = typer.Option(..., help="the fixed F: a backbone.pt"),
         scores = draw_scores(features, predicted, predicted, max_silhouette, seed)
         result["real_train"] = {k: v for k, v in scores.items() if k != "agreement"}  # 1 by construction
         print("real train (own predictions)", result["real_train"])
-        result["relabelled"] = {}
+        result["relabelled"], result["real_train_by_round"] = {}, {}
         for spec in relabel:
             name, files = spec.split("=", 1)
             other_f, other_c = load_clustering_branch(*files.split(","))
             other = predict_clusters(other_c, extract_features(other_f, images, device, precision=precision), device)
             result["relabelled"][name] = round(float(np.mean(other != predicted)), 4)
-            print(f"train images relabelled by {name}: {result['relabelled'][name]}")
+            # The control for a draw's silhouette: real images grouped by the labels that
+            # round's G was fine-tuned on, in the same fixed F.
+            result["real_train_by_round"][name] = draw_scores(features, other, other, max_silhouette,
+                                                              seed)["silhouette_cosine"]
+            print(f"train images relabelled by {name}: {result['relabelled'][name]}; their silhouette in the "
+                  f"fixed F by {name}'s clusters: {result['real_train_by_round'][name]}")
     for spec in draw:
         name, path = spec.split("=", 1)
         drawn = read_npz(Path(path), ("images", "labels"), name)

@@ -15,7 +15,8 @@ For each bandwidth σ:
 - `within`: the median distance between real images of one predicted cluster (one number for
   the whole probe), the scale on which real and generated images of a cluster differ;
 the probe draws `--batches` training-like batches (`--batch-size` real images at random, each
-paired with a generated image of its predicted cluster, as `gcc.pairing: predicted` does) and
+paired with a generated image of its predicted cluster by training's own `BankPairing`, without
+replacement within a batch, as `gcc.pairing: predicted` does) and
 computes the training loss `mmd_per_cluster` (unbiased) on each, observed and under a null:
 the same features with real/generated membership shuffled within each cluster (what L_d would
 read if the two sides came from one distribution). It reports the observed and null means,
@@ -39,6 +40,7 @@ from gccluster.io import read_npz
 from gccluster.losses.calibration import median_bandwidth, mmd_per_cluster
 from gccluster.machine import cpu_name
 from gccluster.models.loading import load_clustering_branch
+from gccluster.train.calibrate import BankPairing
 
 app = typer.Typer(add_completion=False)
 
@@ -64,19 +66,27 @@ def shuffled_sides(real: torch.Tensor, real_clusters: torch.Tensor, generated: t
     return features[shuffled], clusters[shuffled], features[~shuffled], clusters[~shuffled]
 
 
+def training_like_batch(real_clusters: torch.Tensor, pairing: BankPairing, batch_size: int,
+                        generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows of `batch_size` random real images (those whose cluster has generated images) and
+    generated indices paired with them by training's own `BankPairing`: without replacement
+    within the batch, so no generated image counts twice in one batch's L_d (a repeat would
+    raise L_d's generated-generated term and not its null's)."""
+    rows = torch.randperm(len(real_clusters), generator=generator)[:batch_size]
+    has_pool = torch.tensor([len(members) > 0 for members in pairing.members])
+    rows = rows[has_pool[real_clusters[rows]]]
+    return rows, pairing.draw(real_clusters[rows], generator)
+
+
 def probe_bandwidth(real: torch.Tensor, real_clusters: torch.Tensor, generated: torch.Tensor,
                     generated_clusters: torch.Tensor, sigma: str | float, batches: int, batch_size: int,
                     generator: torch.Generator) -> dict:
     """Observed and null L_d over training-like batches at one bandwidth (`median` = per batch)."""
-    pools = {k: torch.nonzero(generated_clusters == k).flatten() for k in torch.unique(generated_clusters).tolist()}
+    pairing = BankPairing(generated_clusters, int(max(real_clusters.max(), generated_clusters.max())) + 1)
     observed, null, sigmas = [], [], []
     for _ in range(batches):
-        rows = torch.randperm(len(real), generator=generator)[:batch_size]
+        rows, picks = training_like_batch(real_clusters, pairing, batch_size, generator)
         f_r, y_r = real[rows], real_clusters[rows]
-        keep = torch.tensor([int(k) in pools for k in y_r.tolist()])
-        f_r, y_r = f_r[keep], y_r[keep]
-        picks = torch.cat([pools[k][torch.randint(len(pools[k]), (int((y_r == k).sum()),), generator=generator)]
-                           for k in torch.unique(y_r).tolist()])
         f_g, y_g = generated[picks], generated_clusters[picks]
         bandwidth = median_bandwidth(torch.cat([f_r, f_g])) if sigma == "median" else sigma
         sigmas.append(float(bandwidth))

@@ -132,6 +132,15 @@ def test_ld_bandwidth_probe_null_keeps_cluster_sizes_and_tells_a_shift_from_none
     shifted = probe.probe_bandwidth(real, real_k, fake + 1.5, fake_k, "median", 40, 60, gen)
     assert 0.2 < same["batches_observed_above_null"] < 0.8
     assert shifted["batches_observed_above_null"] == 1.0 and shifted["separation"] > 2
+    # Paired as training pairs: no generated image twice in a batch while its cluster's pool
+    # allows (pools of 40, about 16 draws each), clusters without generated images left out.
+    generated_clusters, clusters = torch.arange(120) % 3, torch.arange(400) % 4
+    pairing = probe.BankPairing(generated_clusters, 4)
+    for _ in range(20):
+        rows, picks = probe.training_like_batch(clusters, pairing, 64, gen)
+        assert not bool((clusters[rows] == 3).any())
+        assert len(torch.unique(picks)) == len(picks)
+        assert torch.equal(torch.sort(clusters[rows]).values, torch.sort(generated_clusters[picks]).values)
     # one pair per cluster, at distances 1 and 3: torch's median of an even count is the lower middle value
     points = torch.tensor([[0.0], [1.0], [10.0], [13.0]])
     assert probe.within_cluster_median(points, torch.tensor([0, 0, 1, 1])) == 1.0
