@@ -162,3 +162,21 @@ def test_generator_drift_probe_scores_agreement_and_a_cosine_silhouette():
     assert scores["agreement"] == pytest.approx(0.9)
     assert scores["silhouette_cosine"] > 0.95
     assert probe.draw_scores(features, predicted, rng.integers(0, 2, 100), 1000, 0)["silhouette_cosine"] < 0.1
+
+
+def test_score_rounds_decides_the_declared_rule_only_from_finished_rounds():
+    rule_so_far = load_script("score_rounds.py").rule_so_far
+    chain = ["s1r1", "s1r2", "s1r3"]
+    # rising so far: heldout_stop cannot decide before s1r3 has run
+    assert rule_so_far(chain, ["s1r1", "s1r2"], {"s1r1": 0.86, "s1r2": 0.87}, "heldout_stop") == {
+        "decided": False, "next_round": "s1r3"}
+    # a fall (or a tie) decides it: the round before it, whatever later rounds would score
+    assert rule_so_far(chain, ["s1r1", "s1r2"], {"s1r1": 0.875, "s1r2": 0.86}, "heldout_stop") == {
+        "decided": True, "result": "s1r1"}
+    assert rule_so_far(chain, ["s1r1", "s1r2"], {"s1r1": 0.86, "s1r2": 0.86}, "heldout_stop")["result"] == "s1r1"
+    # one round is never enough for either rule; the complete chain always is
+    assert rule_so_far(chain, ["s1r1"], {"s1r1": 0.9}, "heldout_stop")["next_round"] == "s1r2"
+    assert rule_so_far(chain, ["s1r1", "s1r2"], {"s1r1": 0.9, "s1r2": 0.8}, "last")["decided"] is False
+    rising = {"s1r1": 0.8, "s1r2": 0.85, "s1r3": 0.9}
+    assert rule_so_far(chain, chain, rising, "heldout_stop") == {"decided": True, "result": "s1r3"}
+    assert rule_so_far(chain, chain, {**rising, "s1r3": 0.1}, "last") == {"decided": True, "result": "s1r3"}
