@@ -15,9 +15,11 @@
 #
 # Then, alone on the machine: cd DEST && ./run.sh (or ./run.sh round@TAGr2 to stop earlier;
 # a continued chain runs its next round only);
-# score what has finished with benchmarks/score_rounds.py. Run it from the project root of a
-# commit whose pretrain/pseudolabel/diffusion code is that of the checkpoints (the script
-# checks that `dvc status` finds them current once restored).
+# score what has finished with benchmarks/score_rounds.py. The pipeline is copied from the
+# checkout that holds this script: use a commit whose rounds' code is the one to measure.
+# The script checks that the prepared data are the run's (their hash); it cannot check that
+# this commit's Stage I code would write these checkpoints (`dvc commit -f` takes them as they
+# are), so read `git diff` of the Stage I code since the run's commit (dvc.lock.partial).
 set -euo pipefail
 tag="$1" dest="$2" round_dir="${3:-}"
 main="$(cd "$(dirname "$0")/../../.." && pwd)"
@@ -46,8 +48,7 @@ cp "$here"/checkpoints/unet.pt results/diffusion/
 cp "$here/pretrain_loss.csv" results/pretrain/loss.csv
 cp "$here/head_loss.csv" results/pseudolabel/loss.csv
 cp "$here/diffusion_loss.csv" results/diffusion/loss.csv
-# The checkpoints must be what this commit's Stage I would write: the prepared data's hash
-# and the stages' params are checked here, their code by the caller's choice of commit.
+# The checkpoints are the run's Stage I: the prepared data must be the run's too.
 grep -q "md5: 0f0a220e5cc3866ed6c01f7dac4615bc.dir" dvc.lock || {
   echo "round_seed_chain: the prepared Fashion-MNIST differs from the run's (data/prepared hash)" >&2; exit 1; }
 dvc commit -q -f pretrain pseudolabel diffusion
@@ -65,7 +66,8 @@ cat > run.sh <<EOF
 # Runs the chain from $next to ${tag}r3 (or to the stage given) with dvc repro; times in
 # run.times, time.log. A continued chain runs one round per call (--single-item: the rounds
 # before it are restored checkpoints, not DVC outputs).
-cd "$dest" && export CI=true PYTHONPATH="$dest/src"
+# The environment (python, dvc) is the one that built the project.
+cd "$dest" && export CI=true PYTHONPATH="$dest/src" PATH="$(dirname "$(command -v python)"):\$PATH"
 target="\${1:-round@$last}"
 date -u +"start %F %T \$target" >> run.times
 /usr/bin/time -v -o time.log dvc repro ${round_dir:+--single-item }"\$target" >> repro.log 2>&1
