@@ -41,10 +41,11 @@ def finished_rounds(chain: list[str]) -> list[str]:
 def rule_so_far(chain: list[str], finished: list[str], heldout: dict[str, float], rule: str) -> dict:
     """What `evaluation.select_round` decides from the finished rounds alone: `heldout_stop`
     is decided once some round's successor is not higher, any rule once the chain is
-    complete; otherwise the next round of the chain must run."""
-    stopped = rule == "heldout_stop" and any(heldout[f] <= heldout[c] for c, f in zip(finished, finished[1:]))
-    if stopped or finished == chain:
-        return {"decided": True, "result": select_round(finished, heldout, rule)}
+    complete; otherwise the next round of the chain must run. On the finished rounds,
+    `heldout_stop` returns an earlier round than the last only when it saw such a fall."""
+    result = select_round(finished, heldout, rule)
+    if finished == chain or (rule == "heldout_stop" and result != finished[-1]):
+        return {"decided": True, "result": result}
     return {"decided": False, "next_round": chain[len(finished)]}
 
 
