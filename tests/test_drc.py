@@ -18,7 +18,14 @@ from gccluster.baselines.drc.losses import (
     drc_objective,
     similarity_matrix,
 )
-from gccluster.baselines.drc.model import DRCNetwork, SobelFrontEnd, centre_view, crop_at, original_view
+from gccluster.baselines.drc.model import (
+    DRCNetwork,
+    SobelFrontEnd,
+    centre_view,
+    crop_at,
+    original_view,
+    padded_crop_view,
+)
 from gccluster.baselines.drc.params import DRCConfig
 from gccluster.config import Params, validate_params
 from gccluster.errors import NonFiniteLossError, UserError
@@ -150,6 +157,34 @@ def test_original_view_crops_a_zoomed_image_and_the_test_view_its_centre():
     assert torch.equal(centre_view(x, 1.5)[0, 0], zoomed[0, 0, 1:5, 1:5])
 
 
+def test_padded_crop_view_shifts_each_image_by_at_most_the_padding_with_black_borders():
+    x = torch.rand(64, 1, 6, 6) + 1.0  # no black pixel inside
+    views = padded_crop_view(x, 2, torch.Generator().manual_seed(0))
+    padded = F.pad(x, (2, 2, 2, 2))
+    offsets = set()
+    for image, view in zip(padded, views):
+        found = [(i, j) for i in range(5) for j in range(5) if torch.equal(image[:, i : i + 6, j : j + 6], view)]
+        assert len(found) == 1
+        offsets.add(found[0])
+    assert len(offsets) > 10  # offsets drawn per image, over all 25
+    assert torch.equal(padded_crop_view(x, 0, torch.Generator()), x)
+
+
+def test_the_original_view_pads_grey_images_and_resizes_colour_ones_unless_set():
+    """A5's pad-and-crop on grey data, whose test view is the image itself; PICA's resize and
+    crop on colour data, whose test view is the same resize's centre crop."""
+    cfg = DRCConfig()
+    assert (cfg.resolved_original_view(1), cfg.test_zoom(1)) == ("pad_crop", 1.0)
+    assert (cfg.resolved_original_view(3), cfg.test_zoom(3)) == ("resize_crop", 1.25)
+    forced = DRCConfig(original_view="resize_crop", original_zoom=1.5)
+    assert (forced.resolved_original_view(1), forced.test_zoom(1)) == ("resize_crop", 1.5)
+    x = torch.rand(8, 1, 4, 4)
+    grey = drc.draw_original_views(x, DRCConfig(original_pad=1), torch.Generator().manual_seed(0))
+    assert (grey == 0).any() and not torch.equal(grey, x)  # shifted into the black border
+    zoomed = drc.draw_original_views(x, forced, torch.Generator().manual_seed(0))
+    assert not (zoomed == 0).any()  # a resize and crop adds no border
+
+
 def test_params_refuse_what_the_network_cannot_take():
     raw = Params().model_dump(mode="json")
     raw["baselines"]["drc"]["sobel"] = True
@@ -207,11 +242,11 @@ def test_checkpoint_round_trip_and_corrupt_file(tmp_path):
 
 
 def test_a_step_feeds_each_loss_what_eq_10_asks(monkeypatch):
-    """With the identity as augmentation and no zoom, the 2N augmented rows are the originals
+    """With the identity as augmentation and no shift, the 2N augmented rows are the originals
     twice: the step must hand L_AF and L_AP the repeated originals' logits [1..N, 1..N] beside
     them (equal, since BatchNorm sees the same statistics), with T_AF and T_AP in place, and
     L_CR the N originals' probabilities."""
-    cfg = DRCConfig(**{**TINY, "original_zoom": 1.0, "t_af": 0.3, "t_ap": 0.7, "similarity": "dot"})
+    cfg = DRCConfig(**{**TINY, "original_pad": 0, "t_af": 0.3, "t_ap": 0.7, "similarity": "dot"})
     torch.manual_seed(0)
     net = DRCNetwork(1, 16, 4, 6, "small_cnn", 8, False).train()
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)

@@ -23,7 +23,7 @@ from gccluster.baselines.drc.losses import (
     cluster_regularisation_loss,
     drc_objective,
 )
-from gccluster.baselines.drc.model import DRCClusterer, original_view
+from gccluster.baselines.drc.model import DRCClusterer, original_view, padded_crop_view
 from gccluster.baselines.drc.params import DRCConfig
 from gccluster.data.augment import AUTO_POLICY, FusedViews, kornia_views, resolve_backend, view_spec
 from gccluster.distributed import data_parallel, gather, rank_generator, require_rows_per_rank, shard, world
@@ -54,7 +54,7 @@ def model_arch(request: TrainRequest) -> dict:
     _, size, _, channels = request.images.shape
     return {"in_channels": channels, "image_size": size, "n_clusters": request.n_clusters,
             "overcluster_k": cfg.overcluster_k, "backbone": cfg.backbone, "width": cfg.width,
-            "sobel": cfg.resolved_sobel(channels), "original_zoom": cfg.original_zoom}
+            "sobel": cfg.resolved_sobel(channels), "original_zoom": cfg.test_zoom(channels)}
 
 
 def train(request: TrainRequest) -> TrainedBaseline:
@@ -122,6 +122,13 @@ def head_logits(network, originals: torch.Tensor, views: torch.Tensor, head: int
     return logits, network.heads[head](network.features(to_model_input(views)))
 
 
+def draw_original_views(batch: torch.Tensor, cfg: DRCConfig, draw: torch.Generator) -> torch.Tensor:
+    """The original view of each image in [0, 1] (`baselines.drc.original_view`)."""
+    if cfg.resolved_original_view(batch.shape[1]) == "pad_crop":
+        return padded_crop_view(batch, cfg.original_pad, draw)
+    return original_view(batch, cfg.original_zoom, draw)
+
+
 def gather_repeated(augmented: torch.Tensor, repeats: int) -> torch.Tensor:
     """Every rank's augmented rows [1..n, 1..n] (`repeats` blocks of its n originals) as the
     global batch's [1..N, 1..N], the order one process gives (alone: unchanged)."""
@@ -138,7 +145,7 @@ def _step(forward, head: int, optimizer, augment, batch, cfg: DRCConfig, device,
     Under DDP `batch` is this rank's shard, and Eq. 10 runs on the global batch's logits
     gathered from all ranks (L_AF and L_AP contrast every image with every other)."""
     with torch.no_grad():
-        originals = original_view(batch, cfg.original_zoom, draw)
+        originals = draw_original_views(batch, cfg, draw)
         views = augment(batch.repeat(cfg.repeats, 1, 1, 1))  # [1..N, 1..N]: PICA's repeat sampler
     with autocast(device, precision):
         logits, augmented = forward(originals, views, head)

@@ -98,6 +98,19 @@ def original_view(x: torch.Tensor, factor: float, generator: torch.Generator) ->
     return crop_at(zoomed, size, top, left)
 
 
+def padded_crop_view(x: torch.Tensor, pad: int, generator: torch.Generator) -> torch.Tensor:
+    """The specification's CPU-scale original view (A5, torchvision's RandomCrop(size,
+    padding=pad)): `pad` black pixels around each image, then a random crop back to the input
+    size, offsets uniform per image; x in [0, 1]."""
+    if pad == 0:
+        return x
+    size = x.shape[-1]
+    padded = F.pad(x, (pad, pad, pad, pad), value=0.0)
+    top = torch.randint(0, 2 * pad + 1, (len(x),), generator=generator, device=generator.device).to(x.device)
+    left = torch.randint(0, 2 * pad + 1, (len(x),), generator=generator, device=generator.device).to(x.device)
+    return crop_at(padded, size, top, left)
+
+
 def centre_view(x: torch.Tensor, factor: float) -> torch.Tensor:
     """PICA's test transform: the same resize, then the centre crop."""
     size = x.shape[-1]
@@ -108,7 +121,8 @@ def centre_view(x: torch.Tensor, factor: float) -> torch.Tensor:
 
 class DRCClusterer(nn.Module):
     """The trained model: images in [-1, 1] -> (main-head logits (B, K), trunk features),
-    read out on PICA's test view (resize by `original_zoom`, centre crop)."""
+    read out on the test view: PICA's resize by `original_zoom` and centre crop, or the images
+    themselves (`original_zoom` 1, the `pad_crop` original view's)."""
 
     def __init__(self, in_channels: int, image_size: int, n_clusters: int, overcluster_k: int, backbone: str,
                  width: int, sobel: bool, original_zoom: float):
