@@ -33,7 +33,7 @@ def time_steps(size: int, dataset: str, precision: str, steps: int, warmup: int,
                device: torch.device = torch.device("cpu")) -> dict:
     """Median step time on `device`; the `float(loss)` after each step waits for the device."""
     torch.manual_seed(0)
-    clusterer = DRCClusterer(1, size, 10, cfg.overcluster_k, cfg.backbone, cfg.width, False, cfg.original_zoom)
+    clusterer = DRCClusterer(1, size, 10, cfg.overcluster_k, cfg.backbone, cfg.width, False, cfg.test_zoom(1))
     clusterer.to(device, memory_format=conv_memory_format(device, precision)).train()
     optimizer = torch.optim.Adam(clusterer.network.parameters(), lr=cfg.lr, fused=True)
     augment = kornia_views(drc.augmented_view_spec(cfg, dataset, 1), size).to(device)
