@@ -210,13 +210,16 @@ def test_saturated_heads_stay_below_one_and_keep_a_bounded_gradient_under_bf16()
     assert torch.isfinite(gradient).all() and gradient.norm() < 1.0
 
 
-def test_colour_images_are_made_grey():
-    x = torch.rand(2, 3, 16, 16) * 2 - 1
+def test_input_is_grey_in_unit_range_as_the_official_code():
+    x = torch.rand(2, 3, 16, 16) * 2 - 1  # the pipeline's [-1, 1]
     grey = to_grey_input(x)
     assert grey.shape == (2, 1, 16, 16)
-    expected = (0.299 * (x[:, 0] + 1) / 2 + 0.587 * (x[:, 1] + 1) / 2 + 0.114 * (x[:, 2] + 1) / 2) * 2 - 1
+    expected = 0.299 * (x[:, 0] + 1) / 2 + 0.587 * (x[:, 1] + 1) / 2 + 0.114 * (x[:, 2] + 1) / 2
     assert torch.allclose(grey[:, 0], expected, atol=1e-3)
-    assert to_grey_input(x[:, :1]) is not None and to_grey_input(x[:, :1]).shape == (2, 1, 16, 16)
+    assert torch.allclose(to_grey_input(x[:, :1]), (x[:, :1] + 1) / 2)
+    # A black image is all zeros, the value the trunks' zero padding adds: no frame.
+    assert to_grey_input(-torch.ones(1, 1, 16, 16)).abs().max() == 0
+    assert to_grey_input(torch.ones(1, 3, 16, 16)).sub(1).abs().max() < 1e-3
 
 
 def test_views_flip_clothing_but_not_digits():

@@ -87,14 +87,19 @@ def crop_at(x: torch.Tensor, size: int, top: torch.Tensor, left: torch.Tensor) -
     return x[batch, channels, rows, cols]
 
 
+def random_offsets(x: torch.Tensor, slack: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """(top, left) crop offsets for each image of x, uniform in 0..slack, drawn top first."""
+    top = torch.randint(0, slack + 1, (len(x),), generator=generator, device=generator.device)
+    left = torch.randint(0, slack + 1, (len(x),), generator=generator, device=generator.device)
+    return top.to(x.device), left.to(x.device)
+
+
 def original_view(x: torch.Tensor, factor: float, generator: torch.Generator) -> torch.Tensor:
     """PICA's "original" (reduced) transform: resize by `factor`, then a random crop back to the
     input size, offsets uniform per image."""
     size = x.shape[-1]
     zoomed = zoom(x, factor)
-    slack = zoomed.shape[-1] - size
-    top = torch.randint(0, slack + 1, (len(x),), generator=generator, device=generator.device).to(x.device)
-    left = torch.randint(0, slack + 1, (len(x),), generator=generator, device=generator.device).to(x.device)
+    top, left = random_offsets(x, zoomed.shape[-1] - size, generator)
     return crop_at(zoomed, size, top, left)
 
 
@@ -106,8 +111,7 @@ def padded_crop_view(x: torch.Tensor, pad: int, generator: torch.Generator) -> t
         return x
     size = x.shape[-1]
     padded = F.pad(x, (pad, pad, pad, pad), value=0.0)
-    top = torch.randint(0, 2 * pad + 1, (len(x),), generator=generator, device=generator.device).to(x.device)
-    left = torch.randint(0, 2 * pad + 1, (len(x),), generator=generator, device=generator.device).to(x.device)
+    top, left = random_offsets(x, 2 * pad, generator)
     return crop_at(padded, size, top, left)
 
 

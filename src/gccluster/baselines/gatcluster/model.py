@@ -94,9 +94,9 @@ def gaussian_attention_map(theta: torch.Tensor, alpha: float, reading: str, size
 
 
 class GATClusterNetwork(nn.Module):
-    """Grayscale images in [-1, 1] -> (l, l^a, g): the label features (B, K), the attention
-    label features (B, K; None without the attention module) and the pooled label-feature
-    map g (B, K), the features the t-SNE shows.
+    """Grayscale images in [0, 1] (`to_grey_input`) -> (l, l^a, g): the label features (B, K),
+    the attention label features (B, K; None without the attention module) and the pooled
+    label-feature map g (B, K), the features the t-SNE shows.
 
     Label feature module: G = BN(Conv1x1(F)), g = AvgPool(G), l = MLP(g). Attention module:
     H = ReLU(BN(Conv1x1(F))), θ = sigmoid(Linear(vec H)) (B, 3), A from Eq. 9, the attention
@@ -131,11 +131,13 @@ class GATClusterNetwork(nn.Module):
 
 
 def to_grey_input(x: torch.Tensor) -> torch.Tensor:
-    """The network's input: grayscale for every dataset (the paper: colour cues mislead early
-    training), so RGB images in [-1, 1] are made grey with ITU-R 601 weights."""
-    if x.shape[1] == 3:
-        return rgb_to_grayscale((x + 1) / 2) * 2 - 1
-    return x
+    """The network's input from the pipeline's images in [-1, 1]: grey images in [0, 1], as the
+    official code feeds them (`stl10_gray`: ToTensor, no normalisation). Grayscale for every
+    dataset (the paper: colour cues mislead early training): RGB is made grey with ITU-R 601
+    weights. In [0, 1] the trunks' zero padding is black, the background of digits and
+    clothing, where in [-1, 1] it framed every image in mid-grey."""
+    unit = (x + 1) / 2
+    return rgb_to_grayscale(unit) if x.shape[1] == 3 else unit
 
 
 class GATClusterClusterer(nn.Module):
