@@ -1,0 +1,20 @@
+"""Does GATCluster's [0, 1] input change the 28 px (unpadded) trunk's training? Both inputs,
+seed 0, fp32, a few iterations on Fashion-MNIST's prepared train images; prints Eq. 3's parts
+per iteration. No label is read."""
+import sys
+import torch
+import gccluster.baselines.gatcluster.method as method
+from gccluster.baselines.common import TrainRequest
+from gccluster.baselines.gatcluster.params import GATClusterConfig
+from gccluster.data.prepare import load_prepared
+from gccluster.runtime import seed_everything
+
+data = load_prepared(sys.argv[1])
+original = method.to_grey_input
+for name, fn in [("[0, 1]", original), ("[-1, 1]", lambda x: x)]:
+    method.to_grey_input = fn
+    torch.manual_seed(0)
+    result = method.train(TrainRequest(images=data.train.images, dataset="fashion_mnist", n_clusters=10,
+                                       config=GATClusterConfig(iterations=int(sys.argv[2])), device=torch.device("cpu"),
+                                       precision="fp32", generator=seed_everything(0)))
+    print(name, {k: [round(v, 4) for v in result.curves[k]] for k in ("loss", "t", "r", "a", "balance")}, flush=True)
