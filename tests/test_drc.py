@@ -246,6 +246,23 @@ def test_checkpoint_round_trip_and_corrupt_file(tmp_path):
     assert_checkpoint_round_trip(drc, result.model, result.arch, images(count=12, seed=3), tmp_path)
 
 
+@pytest.mark.parametrize("similarity, eq_5, eq_8", [("cosine", "cosine", "cosine"), ("dot", "dot", "dot"),
+                                                     ("dot_af", "dot", "cosine")])
+def test_each_similarity_value_sets_eq_5_and_eq_8_apart(monkeypatch, similarity, eq_5, eq_8):
+    """`dot_af` is raw products in L_AF only: the step must hand Eq. 5 `dot` and Eq. 8 `cosine`."""
+    cfg = DRCConfig(**{**TINY, "original_pad": 0, "similarity": similarity})
+    torch.manual_seed(0)
+    net = DRCNetwork(1, 16, 4, 6, "small_cnn", 8, False).train()
+    seen = {}
+    for name in ("assignment_feature_loss", "assignment_probability_loss"):
+        loss = getattr(drc, name)
+        monkeypatch.setattr(drc, name, lambda *args, _n=name, _l=loss: seen.setdefault(_n, args[-1]) and _l(*args))
+    forward = lambda originals, views, head: drc.head_logits(net, originals, views, head)  # noqa: E731
+    drc._step(forward, 0, torch.optim.Adam(net.parameters()), lambda x: x, torch.rand(5, 1, 16, 16), cfg,
+              torch.device("cpu"), "fp32", torch.Generator())
+    assert (seen["assignment_feature_loss"], seen["assignment_probability_loss"]) == (eq_5, eq_8)
+
+
 def test_a_step_feeds_each_loss_what_eq_10_asks(monkeypatch):
     """With the identity as augmentation and no shift, the 2N augmented rows are the originals
     twice: the step must hand L_AF and L_AP the repeated originals' logits [1..N, 1..N] beside

@@ -19,8 +19,11 @@ class DRCConfig(BaselineSection):
     # cluster-level loss, which Eq. 8 extends, uses cosine similarity, and T_AF = 0.5 is
     # SimCLR's temperature for cosine similarity. With raw products L_AF falls by inflating
     # the logits and L_AP saturates at 0 for any confident balanced partition (q_k.q'_k ~ N/K);
-    # `dot` is the literal reading, for the ablation. The logit norm is logged either way.
-    similarity: Literal["cosine", "dot"] = "cosine"
+    # `dot` is the literal reading, for the ablation. `dot_af`: raw products in Eq. 5 only,
+    # cosine in Eq. 8 (the cosine L_AF of 2N rows in K dimensions sits near its floor, where it
+    # can spread the rows but not separate them; raw products keep it falling, while Eq. 8
+    # keeps the bounded form that does not saturate). The logit norm is logged either way.
+    similarity: Literal["cosine", "dot", "dot_af"] = "cosine"
     t_af: float = Field(0.5, gt=0.0, description="T_AF of Eq. 5 (paper: 0.5)")
     t_ap: float = Field(0.95, gt=0.0, description="T_AP of Eq. 8 (paper: 0.95)")
     cr_weight: float = Field(0.005, ge=0.0, description="λ of Eq. 10 on L_CR (paper: 0.005)")
@@ -66,6 +69,14 @@ class DRCConfig(BaselineSection):
     original_pad: int = Field(2, ge=0, le=8, description="pad_crop's padding in pixels (A5: 2)")
     crop_min_scale: float | None = Field(None, gt=0.0, le=1.0)
     jitter: float = Field(0.4, ge=0.0, le=1.0)
+
+    def af_similarity(self) -> str:
+        """Eq. 5's similarity: raw dot products for `dot` and `dot_af`, else cosine."""
+        return "cosine" if self.similarity == "cosine" else "dot"
+
+    def ap_similarity(self) -> str:
+        """Eq. 8's similarity: raw dot products for `dot` only, else cosine."""
+        return "dot" if self.similarity == "dot" else "cosine"
 
     def resolved_crop_min_scale(self, dataset: str, channels: int) -> float:
         if self.crop_min_scale is not None:
