@@ -30,6 +30,7 @@ from gccluster.baselines.gatcluster.model import (
     gaussian_attention_map,
     map_coordinates,
     to_grey_input,
+    to_grey_unit,
 )
 from gccluster.baselines.gatcluster.params import GATClusterConfig
 from gccluster.config import Params, validate_params
@@ -220,6 +221,10 @@ def test_input_is_grey_in_unit_range_as_the_official_code():
     # A black image is all zeros, the value the trunks' zero padding adds: no frame.
     assert to_grey_input(-torch.ones(1, 1, 16, 16)).abs().max() == 0
     assert to_grey_input(torch.ones(1, 3, 16, 16)).sub(1).abs().max() < 1e-3
+    # Training's views are drawn in [0, 1] and go in as they are (no round trip through [-1, 1]).
+    unit = torch.rand(2, 1, 16, 16)
+    assert torch.equal(to_grey_unit(unit), unit)
+    assert torch.allclose(to_grey_unit((x + 1) / 2), grey)
 
 
 def test_views_flip_clothing_but_not_digits():

@@ -140,9 +140,10 @@ def assert_the_runs_k_reaches_every_method(project):
 
 def assert_editing_any_imported_module_makes_its_stages_stale(project):
     """Every source file a stage imports (directly or not) is covered by one of that stage's
-    deps as DVC resolves them (foreach items expanded); and for three files, a shared module,
-    one method's own file and a stage script, appending a comment makes exactly the stages
-    that import it stale in `dvc status`. (tests/test_stage_deps.py checks dvc.yaml's lists
+    deps as DVC resolves them (foreach items expanded); and for four files, a shared module,
+    one method's own file, one method's params module (its stage and the report only) and a
+    stage script, appending a comment makes exactly the stages that import it stale in `dvc
+    status`. (tests/test_stage_deps.py checks dvc.yaml's lists
     against the imports without DVC.)"""
     from dvc.repo import Repo
 
@@ -161,7 +162,8 @@ def assert_editing_any_imported_module_makes_its_stages_stale(project):
     for stage, files in closures.items():
         uncovered = {f for f in files if not any(f == d or f.startswith(d + "/") for d in resolved[stage])}
         assert not uncovered, f"{stage} imports {sorted(uncovered)} but DVC does not see them as its deps"
-    for source in ("src/gccluster/io.py", "src/gccluster/baselines/dccs/method.py", "stages/round.py"):
+    for source in ("src/gccluster/io.py", "src/gccluster/baselines/dccs/method.py",
+                   "src/gccluster/baselines/drc/params.py", "stages/round.py"):
         path = project / source
         original = path.read_text()
         path.write_text(original + "# edited\n")

@@ -63,6 +63,18 @@ def test_gcc_stages_import_only_the_baselines_params_modules():
         assert all(p.endswith(("/params.py", "/__init__.py")) for p in left_out), (script, sorted(left_out))
 
 
+def test_a_baseline_stage_leaves_out_only_the_other_methods_params_modules():
+    """`baseline@<name>` runs its script and `<name>/method.py`; of that code, dvc.yaml may leave
+    out only other methods' params validation (their `params.py` and package `__init__.py`)."""
+    listed = expected_code_deps("stages/baseline.py", ROOT)
+    for folder in stagedeps.method_folders(ROOT):
+        runs = closure("stages/baseline.py") | closure(folder + "method.py")
+        left_out = {p for p in runs - listed if not p.startswith(folder)}
+        assert all(p.endswith(("/params.py", "/__init__.py")) for p in left_out), (folder, sorted(left_out))
+        assert f"{folder}params.py" in runs  # its own params module: covered by ${item}
+    assert not any(p.endswith("/params.py") and p != BASELINES + "params.py" for p in listed)
+
+
 def test_every_stage_script_is_in_the_pipeline():
     scripts = {script_of(stage) for _, stage in stage_definitions()}
     assert scripts == {p.relative_to(ROOT).as_posix() for p in (ROOT / "stages").glob("*.py")}

@@ -11,7 +11,11 @@ end-to-end staleness check and by `python -m gccluster.stagedeps` (which rewrite
   which no GCC stage reads (nor lists as params). Leaving them out means that adding or
   editing a baseline reruns only its stage and the report;
 - `baseline@<name>` imports its method by name: it lists the shared closure of every
-  method and the method's own folder `src/gccluster/baselines/${item}`.
+  method and the method's own folder `src/gccluster/baselines/${item}`, but not the other
+  methods' `params.py` (nor their `__init__.py` where nothing else of theirs is shared): by
+  the same reasoning, they only validate sections this stage does not read (it lists
+  `baselines.${item}` alone), so editing one method's params module reruns that method's
+  stage and the report only.
 
 Not imported by any stage, so editing this file reruns nothing.
 """
@@ -47,8 +51,13 @@ def expected_code_deps(script: str, root: Path) -> set[str]:
     if script not in READS_BASELINES:
         expected = {p for p in expected if not p.startswith(BASELINES)}
     if script == "stages/baseline.py":
-        for folder in method_folders(root):
+        folders = method_folders(root)
+        for folder in folders:
             expected |= {p for p in closure(folder + "method.py", root) if not p.startswith(folder)}
+        for folder in folders:
+            expected.discard(folder + "params.py")
+            if not any(p.startswith(folder) and not p.endswith("/__init__.py") for p in expected):
+                expected.discard(folder + "__init__.py")
         expected.add(METHOD_FOLDER)
     return expected
 

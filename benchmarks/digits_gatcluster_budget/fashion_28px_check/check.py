@@ -1,6 +1,8 @@
 """Does GATCluster's [0, 1] input change the 28 px (unpadded) trunk's training? Both inputs,
 seed 0, fp32, a few iterations on Fashion-MNIST's prepared train images; prints Eq. 3's parts
-per iteration. No label is read."""
+per iteration. No label is read. Run with the code of commit b61be17 (committed in 4bd1c29), when training drew its views in [0, 1],
+mapped them to [-1, 1] and back (`to_grey_input(to_model_input(.))`); since 2026-12-07 (evening)
+it feeds `to_grey_unit` the [0, 1] views directly, which this script now patches instead."""
 import sys
 import torch
 import gccluster.baselines.gatcluster.method as method
@@ -10,9 +12,9 @@ from gccluster.data.prepare import load_prepared
 from gccluster.runtime import seed_everything
 
 data = load_prepared(sys.argv[1])
-original = method.to_grey_input
-for name, fn in [("[0, 1]", original), ("[-1, 1]", lambda x: x)]:
-    method.to_grey_input = fn
+original = method.to_grey_unit
+for name, fn in [("[0, 1]", original), ("[-1, 1]", lambda x: x * 2 - 1)]:
+    method.to_grey_unit = fn
     torch.manual_seed(0)
     result = method.train(TrainRequest(images=data.train.images, dataset="fashion_mnist", n_clusters=10,
                                        config=GATClusterConfig(iterations=int(sys.argv[2])), device=torch.device("cpu"),

@@ -8,6 +8,6 @@ Each method is a subpackage `gccluster.baselines.<name>` with
   `load(path) -> ClusterModel`, found by name through `baselines.registry`.
 
 This package and the `params` modules stay free of torch: config.py imports them, so every
-stage does (though only `baseline@<name>` and the report list them as deps: see
-gccluster.stagedeps).
+stage does (though only the report and each method's own `baseline@<name>` list a method's
+params module as a dep: see gccluster.stagedeps).
 """

@@ -130,14 +130,20 @@ class GATClusterNetwork(nn.Module):
         return label_features, probabilities(self.att_classifier(attended)), pooled
 
 
-def to_grey_input(x: torch.Tensor) -> torch.Tensor:
-    """The network's input from the pipeline's images in [-1, 1]: grey images in [0, 1], as the
+def to_grey_unit(x: torch.Tensor) -> torch.Tensor:
+    """The network's input from images in [0, 1] (grey or RGB): grey images in [0, 1], as the
     official code feeds them (`stl10_gray`: ToTensor, no normalisation). Grayscale for every
     dataset (the paper: colour cues mislead early training): RGB is made grey with ITU-R 601
-    weights. In [0, 1] the trunks' zero padding is black, the background of digits and
-    clothing, where in [-1, 1] it framed every image in mid-grey."""
-    unit = (x + 1) / 2
-    return rgb_to_grayscale(unit) if x.shape[1] == 3 else unit
+    weights. Training draws its views in [0, 1] and calls this directly (no round trip
+    through [-1, 1]). In [0, 1] the zero padding of the 16 and 32 px trunks is black, the
+    background of digits and clothing, where in [-1, 1] it framed every image in mid-grey (the
+    28 and 96 px trunks do not pad)."""
+    return rgb_to_grayscale(x) if x.shape[1] == 3 else x
+
+
+def to_grey_input(x: torch.Tensor) -> torch.Tensor:
+    """`to_grey_unit` for the pipeline's images in [-1, 1] (the read-out's input)."""
+    return to_grey_unit((x + 1) / 2)
 
 
 class GATClusterClusterer(nn.Module):
