@@ -221,10 +221,21 @@ def test_input_is_grey_in_unit_range_as_the_official_code():
     # A black image is all zeros, the value the trunks' zero padding adds: no frame.
     assert to_grey_input(-torch.ones(1, 1, 16, 16)).abs().max() == 0
     assert to_grey_input(torch.ones(1, 3, 16, 16)).sub(1).abs().max() < 1e-3
-    # Training's views are drawn in [0, 1] and go in as they are (no round trip through [-1, 1]).
-    unit = torch.rand(2, 1, 16, 16)
-    assert torch.equal(to_grey_unit(unit), unit)
-    assert torch.allclose(to_grey_unit((x + 1) / 2), grey)
+
+
+def test_step_1_feeds_the_network_the_big_batch_as_it_is():
+    """Training keeps its images in [0, 1] and hands them to the trunk unchanged: a round trip
+    through the pipeline's [-1, 1] ((2x - 1 + 1) / 2 in float32) rounds some grey levels."""
+    levels = torch.arange(256, dtype=torch.float32) / 255.0  # every grey level of a uint8 image, once
+    batch = torch.stack([levels[torch.randperm(256)].view(1, 16, 16) for _ in range(8)])
+    assert not torch.equal(to_grey_input(batch * 2 - 1), batch)  # the round trip this guards against
+    net = GATClusterNetwork(16, 4, 4, True, 0.05, "code")
+    seen = []
+    net.trunk.register_forward_pre_hook(lambda module, args: seen.append(args[0].clone()))
+    gat._targets(net, batch, GATClusterConfig(kmeans_n_init=1, target_chunk=3), 4, torch.device("cpu"), "fp32",
+                 torch.Generator().manual_seed(0))
+    assert torch.equal(torch.cat(seen), batch)
+    assert torch.equal(to_grey_unit(batch), batch)  # grey images: as they are
 
 
 def test_views_flip_clothing_but_not_digits():

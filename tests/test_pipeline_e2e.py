@@ -142,8 +142,8 @@ def assert_editing_any_imported_module_makes_its_stages_stale(project):
     """Every source file a stage imports (directly or not) is covered by one of that stage's
     deps as DVC resolves them (foreach items expanded); and for four files, a shared module,
     one method's own file, one method's params module (its stage and the report only) and a
-    stage script, appending a comment makes exactly the stages that import it stale in `dvc
-    status`. (tests/test_stage_deps.py checks dvc.yaml's lists
+    stage script, appending a comment makes exactly the stages whose code deps (the rule of
+    gccluster.stagedeps) hold it stale in `dvc status`. (tests/test_stage_deps.py checks dvc.yaml's lists
     against the imports without DVC.)"""
     from dvc.repo import Repo
 

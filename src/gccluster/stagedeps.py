@@ -11,11 +11,12 @@ end-to-end staleness check and by `python -m gccluster.stagedeps` (which rewrite
   which no GCC stage reads (nor lists as params). Leaving them out means that adding or
   editing a baseline reruns only its stage and the report;
 - `baseline@<name>` imports its method by name: it lists the shared closure of every
-  method and the method's own folder `src/gccluster/baselines/${item}`, but not the other
-  methods' `params.py` (nor their `__init__.py` where nothing else of theirs is shared): by
-  the same reasoning, they only validate sections this stage does not read (it lists
-  `baselines.${item}` alone), so editing one method's params module reruns that method's
-  stage and the report only.
+  method and the method's own folder `src/gccluster/baselines/${item}`, but not what the
+  params aggregator (`baselines/params.py`) alone imports of the other methods (their
+  `params.py` and package `__init__.py`): by the same reasoning, that only validates sections
+  this stage does not read (it lists `baselines.${item}` alone), so editing one method's params
+  module reruns that method's stage and the report only. A method that imports another
+  method's module itself still lists it.
 
 Not imported by any stage, so editing this file reruns nothing.
 """
@@ -28,16 +29,41 @@ from pathlib import Path
 
 import yaml
 
-from gccluster.codedeps import import_closure
+from gccluster.codedeps import import_closure, imported_names, module_file
 
 BASELINES = "src/gccluster/baselines/"
 # Stages that run the baselines' code, not only the validation of their params section.
 READS_BASELINES = ("stages/baseline.py", "stages/report.py")
 METHOD_FOLDER = "src/gccluster/baselines/${item}"
+# The module that gathers every method's params section for config.py's validation.
+PARAMS_AGGREGATOR = "src/gccluster/baselines/params.py"
 
 
 def closure(path: str, root: Path) -> set[str]:
     return {p.relative_to(root).as_posix() for p in import_closure(root / path, root / "src")}
+
+
+def closure_past_validation(path: str, root: Path) -> set[str]:
+    """`closure`, except the methods' packages that only the params aggregator imports (for
+    config.py's validation of every `baselines.<name>` section)."""
+    source_root, aggregator = root / "src", root / PARAMS_AGGREGATOR
+    methods = {folder.rstrip("/").rsplit("/", 1)[1] for folder in method_folders(root)}
+    seen: set[Path] = set()
+    pending = [root / path]
+    while pending:
+        file = pending.pop()
+        if file in seen:
+            continue
+        seen.add(file)
+        for name in imported_names(file):
+            parts = name.split(".")
+            if file == aggregator and len(parts) > 2 and parts[:2] == ["gccluster", "baselines"] and parts[2] in methods:
+                continue
+            for depth in range(1, len(parts) + 1):
+                found = module_file(".".join(parts[:depth]), source_root)
+                if found is not None and found not in seen:
+                    pending.append(found)
+    return {p.relative_to(root).as_posix() for p in seen}
 
 
 def method_folders(root: Path) -> list[str]:
@@ -51,13 +77,9 @@ def expected_code_deps(script: str, root: Path) -> set[str]:
     if script not in READS_BASELINES:
         expected = {p for p in expected if not p.startswith(BASELINES)}
     if script == "stages/baseline.py":
-        folders = method_folders(root)
-        for folder in folders:
-            expected |= {p for p in closure(folder + "method.py", root) if not p.startswith(folder)}
-        for folder in folders:
-            expected.discard(folder + "params.py")
-            if not any(p.startswith(folder) and not p.endswith("/__init__.py") for p in expected):
-                expected.discard(folder + "__init__.py")
+        expected = closure_past_validation(script, root)
+        for folder in method_folders(root):
+            expected |= {p for p in closure_past_validation(folder + "method.py", root) if not p.startswith(folder)}
         expected.add(METHOD_FOLDER)
     return expected
 

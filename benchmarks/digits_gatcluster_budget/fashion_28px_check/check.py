@@ -1,8 +1,8 @@
 """Does GATCluster's [0, 1] input change the 28 px (unpadded) trunk's training? Both inputs,
 seed 0, fp32, a few iterations on Fashion-MNIST's prepared train images; prints Eq. 3's parts
-per iteration. No label is read. Run with the code of commit b61be17 (committed in 4bd1c29), when training drew its views in [0, 1],
-mapped them to [-1, 1] and back (`to_grey_input(to_model_input(.))`); since 2026-12-07 (evening)
-it feeds `to_grey_unit` the [0, 1] views directly, which this script now patches instead."""
+per iteration. No label is read. The committed output came from the code of b61be17, when
+training mapped its [0, 1] views to [-1, 1] and back (`to_grey_input(to_model_input(.))`);
+since b9ce976 training feeds them to `to_grey_unit` directly, which this script now patches."""
 import sys
 import torch
 import gccluster.baselines.gatcluster.method as method

@@ -94,7 +94,7 @@ def gaussian_attention_map(theta: torch.Tensor, alpha: float, reading: str, size
 
 
 class GATClusterNetwork(nn.Module):
-    """Grayscale images in [0, 1] (`to_grey_input`) -> (l, l^a, g): the label features (B, K),
+    """Grayscale images in [0, 1] (`to_grey_unit`) -> (l, l^a, g): the label features (B, K),
     the attention label features (B, K; None without the attention module) and the pooled
     label-feature map g (B, K), the features the t-SNE shows.
 

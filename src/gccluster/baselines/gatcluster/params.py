@@ -57,7 +57,7 @@ class GATClusterConfig(BaselineSection):
     # Budget in iterations (one big batch each): the code runs 6,000 at M = 1,000 on STL-10's
     # 13,000 images (about 460 draws per image). 300 for the digits default, the upper end of
     # the specification's CPU default (B5: 200-300; big batches of 1,000 and 437, so 150 draws
-    # per image; estimated at 8.5 minutes, measured 11.5-12 in bf16 on a 2-core AMD EPYC Zen 4;
+    # per image; estimated at 8.5 minutes, measured 693-731 s in bf16 on a 2-core AMD EPYC Zen 4;
     # fixed before any run, benchmarks/digits_gatcluster_budget/DECLARED.md); presets set theirs.
     iterations: int = Field(300, ge=1, description="Algorithm 1 iterations (code: 6000 on STL-10)")
     lr: float = Field(1e-3, gt=0.0, le=1.0, description="Adam, fixed (code: 1e-3)")
