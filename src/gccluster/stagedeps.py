@@ -45,7 +45,11 @@ def closure(path: str, root: Path) -> set[str]:
 
 def closure_past_validation(path: str, root: Path) -> set[str]:
     """`closure`, except the methods' packages that only the params aggregator imports (for
-    config.py's validation of every `baselines.<name>` section)."""
+    config.py's validation of every `baselines.<name>` section).
+
+    `codedeps.import_closure`'s walk with that one kind of edge cut; not a parameter of it,
+    because codedeps.py is a dep of every stage (an edit there reruns the whole pipeline):
+    fold the two together with the next change that reruns everything anyway."""
     source_root, aggregator = root / "src", root / PARAMS_AGGREGATOR
     methods = {folder.rstrip("/").rsplit("/", 1)[1] for folder in method_folders(root)}
     seen: set[Path] = set()
