@@ -246,32 +246,11 @@ def test_checkpoint_round_trip_and_corrupt_file(tmp_path):
     assert_checkpoint_round_trip(drc, result.model, result.arch, images(count=12, seed=3), tmp_path)
 
 
-@pytest.mark.parametrize("similarity, eq_5, eq_8", [("cosine", "cosine", "cosine"), ("dot", "dot", "dot"),
-                                                     ("dot_af", "dot", "cosine")])
-def test_each_similarity_value_sets_eq_5_and_eq_8_apart(monkeypatch, similarity, eq_5, eq_8):
-    """`dot_af` is raw products in L_AF only: the step must hand Eq. 5 `dot` and Eq. 8 `cosine`."""
-    cfg = DRCConfig(**{**TINY, "original_pad": 0, "similarity": similarity})
+def step_recording_losses(monkeypatch, cfg: DRCConfig, batch: torch.Tensor, names: tuple[str, ...]) -> dict:
+    """One `_step` with the identity as augmentation on a fresh network; the arguments each
+    loss function in `names` received, by name."""
     torch.manual_seed(0)
     net = DRCNetwork(1, 16, 4, 6, "small_cnn", 8, False).train()
-    seen = {}
-    for name in ("assignment_feature_loss", "assignment_probability_loss"):
-        loss = getattr(drc, name)
-        monkeypatch.setattr(drc, name, lambda *args, _n=name, _l=loss: seen.setdefault(_n, args[-1]) and _l(*args))
-    forward = lambda originals, views, head: drc.head_logits(net, originals, views, head)  # noqa: E731
-    drc._step(forward, 0, torch.optim.Adam(net.parameters()), lambda x: x, torch.rand(5, 1, 16, 16), cfg,
-              torch.device("cpu"), "fp32", torch.Generator())
-    assert (seen["assignment_feature_loss"], seen["assignment_probability_loss"]) == (eq_5, eq_8)
-
-
-def test_a_step_feeds_each_loss_what_eq_10_asks(monkeypatch):
-    """With the identity as augmentation and no shift, the 2N augmented rows are the originals
-    twice: the step must hand L_AF and L_AP the repeated originals' logits [1..N, 1..N] beside
-    them (equal, since BatchNorm sees the same statistics), with T_AF and T_AP in place, and
-    L_CR the N originals' probabilities."""
-    cfg = DRCConfig(**{**TINY, "original_pad": 0, "t_af": 0.3, "t_ap": 0.7, "similarity": "dot"})
-    torch.manual_seed(0)
-    net = DRCNetwork(1, 16, 4, 6, "small_cnn", 8, False).train()
-    optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
     seen = {}
 
     def recorder(name, loss):
@@ -280,11 +259,33 @@ def test_a_step_feeds_each_loss_what_eq_10_asks(monkeypatch):
             return loss(*args)
         return record
 
-    for name in ("assignment_feature_loss", "assignment_probability_loss", "cluster_regularisation_loss"):
+    for name in names:
         monkeypatch.setattr(drc, name, recorder(name, getattr(drc, name)))
-    batch = torch.rand(5, 1, 16, 16)
     forward = lambda originals, views, head: drc.head_logits(net, originals, views, head)  # noqa: E731
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
     drc._step(forward, 0, optimizer, lambda x: x, batch, cfg, torch.device("cpu"), "fp32", torch.Generator())
+    return seen
+
+
+@pytest.mark.parametrize("similarity, eq_5, eq_8", [("cosine", "cosine", "cosine"), ("dot", "dot", "dot"),
+                                                     ("dot_af", "dot", "cosine")])
+def test_each_similarity_value_sets_eq_5_and_eq_8_apart(monkeypatch, similarity, eq_5, eq_8):
+    """`dot_af` is raw products in L_AF only: the step must hand Eq. 5 `dot` and Eq. 8 `cosine`."""
+    cfg = DRCConfig(**{**TINY, "original_pad": 0, "similarity": similarity})
+    seen = step_recording_losses(monkeypatch, cfg, torch.rand(5, 1, 16, 16),
+                                 ("assignment_feature_loss", "assignment_probability_loss"))
+    assert (seen["assignment_feature_loss"][-1], seen["assignment_probability_loss"][-1]) == (eq_5, eq_8)
+
+
+def test_a_step_feeds_each_loss_what_eq_10_asks(monkeypatch):
+    """With the identity as augmentation and no shift, the 2N augmented rows are the originals
+    twice: the step must hand L_AF and L_AP the repeated originals' logits [1..N, 1..N] beside
+    them (equal, since BatchNorm sees the same statistics), with T_AF and T_AP in place, and
+    L_CR the N originals' probabilities."""
+    cfg = DRCConfig(**{**TINY, "original_pad": 0, "t_af": 0.3, "t_ap": 0.7, "similarity": "dot"})
+    seen = step_recording_losses(monkeypatch, cfg, torch.rand(5, 1, 16, 16),
+                                 ("assignment_feature_loss", "assignment_probability_loss",
+                                  "cluster_regularisation_loss"))
     repeated, augmented, t_af, similarity = seen["assignment_feature_loss"]
     assert repeated.shape == (10, 4) and (t_af, similarity) == (0.3, "dot")
     assert torch.allclose(repeated, augmented, atol=1e-5) and torch.equal(repeated[:5], repeated[5:])
