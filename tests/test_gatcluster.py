@@ -31,6 +31,7 @@ from gccluster.baselines.gatcluster.model import (
     map_coordinates,
     to_grey_input,
     to_grey_unit,
+    to_trunk_range,
 )
 from gccluster.baselines.gatcluster.params import GATClusterConfig
 from gccluster.config import Params, validate_params
@@ -236,6 +237,28 @@ def test_step_1_feeds_the_network_the_big_batch_as_it_is():
                  torch.Generator().manual_seed(0))
     assert torch.equal(torch.cat(seen), batch)
     assert torch.equal(to_grey_unit(batch), batch)  # grey images: as they are
+
+
+def test_symmetric_input_range_feeds_the_trunk_2x_minus_1_in_training_and_read_out():
+    batch = torch.rand(6, 1, 16, 16)
+    assert torch.equal(to_trunk_range(batch, "unit"), batch)
+    assert torch.allclose(to_trunk_range(batch, "symmetric"), batch * 2 - 1)
+    assert to_trunk_range(torch.zeros(1, 1, 2, 2), "symmetric").eq(-1).all()  # black stays the minimum
+    result = gat.train(request(GATClusterConfig(**{**TINY, "input_range": "symmetric"})))
+    assert result.arch["input_range"] == "symmetric" and result.model.network.input_range == "symmetric"
+    seen = []
+    result.model.network.trunk.register_forward_pre_hook(lambda module, args: seen.append(args[0].clone()))
+    pictures = images(count=4, seed=2)
+    apply_model(result.model, pictures, torch.device("cpu"), precision="fp32")
+    unit = torch.as_tensor(pictures).permute(0, 3, 1, 2).float() / 255.0
+    assert torch.allclose(torch.cat(seen), unit * 2 - 1, atol=1e-6)  # the read-out sees [-1, 1] too
+
+
+def test_an_unknown_input_range_is_refused_in_one_line():
+    with pytest.raises(ValueError, match="input_range must be one of"):
+        GATClusterNetwork(16, 4, 4, True, 0.05, "code", "imagenet")
+    with pytest.raises(ValueError, match="input_range"):
+        GATClusterConfig(input_range="imagenet")
 
 
 def test_views_flip_clothing_but_not_digits():

@@ -72,7 +72,7 @@ def augmented_views(cfg: GATClusterConfig, dataset: str, channels: int) -> nn.Mo
 def model_arch(request: TrainRequest) -> dict:
     cfg: GATClusterConfig = request.config
     return {"image_size": request.images.shape[1], "n_clusters": request.n_clusters, "width": cfg.width,
-            "attention_module": cfg.am, "alpha": cfg.alpha, "attention": cfg.attention}
+            "attention_module": cfg.am, "alpha": cfg.alpha, "attention": cfg.attention, "input_range": cfg.input_range}
 
 
 def train(request: TrainRequest) -> TrainedBaseline:

@@ -93,6 +93,21 @@ def gaussian_attention_map(theta: torch.Tensor, alpha: float, reading: str, size
     return torch.exp(-squared / denominator[:, None]).view(-1, size, size)
 
 
+INPUT_RANGES = ("unit", "symmetric")
+
+
+def to_trunk_range(x: torch.Tensor, input_range: str) -> torch.Tensor:
+    """The trunk's input from grey images in [0, 1]: `unit` feeds them as they are (the
+    official code's ToTensor, no normalisation), `symmetric` maps them to [-1, 1] (2x - 1, the
+    pipeline's own range). The two differ where a trunk zero-pads (the 16 and 32 px trunks):
+    in [0, 1] the padding is black, the background; in [-1, 1] a mid-grey frame around it."""
+    if input_range == "unit":
+        return x
+    if input_range == "symmetric":
+        return x * 2 - 1
+    raise ValueError(f"input_range must be one of {INPUT_RANGES}, got {input_range!r}")
+
+
 class GATClusterNetwork(nn.Module):
     """Grayscale images in [0, 1] (`to_grey_unit`) -> (l, l^a, g): the label features (B, K),
     the attention label features (B, K; None without the attention module) and the pooled
@@ -100,12 +115,15 @@ class GATClusterNetwork(nn.Module):
 
     Label feature module: G = BN(Conv1x1(F)), g = AvgPool(G), l = MLP(g). Attention module:
     H = ReLU(BN(Conv1x1(F))), θ = sigmoid(Linear(vec H)) (B, 3), A from Eq. 9, the attention
-    feature f^a = Σ_xy G[:, :, x, y] A_xy (a spatial sum, as the code), l^a = MLP_att(f^a)."""
+    feature f^a = Σ_xy G[:, :, x, y] A_xy (a spatial sum, as the code), l^a = MLP_att(f^a).
+    The trunk sees the images in `input_range` (`to_trunk_range`)."""
 
     def __init__(self, image_size: int, n_clusters: int, width: int, attention_module: bool, alpha: float,
-                 attention: str):
+                 attention: str, input_range: str = "unit"):
         super().__init__()
-        self.alpha, self.attention = alpha, attention
+        if input_range not in INPUT_RANGES:
+            raise ValueError(f"input_range must be one of {INPUT_RANGES}, got {input_range!r}")
+        self.alpha, self.attention, self.input_range = alpha, attention, input_range
         self.trunk = ImageFeatureModule(image_size, n_clusters, width)
         self.feature_conv = nn.Sequential(*conv_bn_relu(n_clusters, n_clusters, 1, 0, relu=False))
         self.classifier = label_mlp(n_clusters)
@@ -116,7 +134,7 @@ class GATClusterNetwork(nn.Module):
             self.att_classifier = label_mlp(n_clusters)
 
     def forward(self, x: torch.Tensor, with_attention: bool = True):
-        features = self.trunk(x)
+        features = self.trunk(to_trunk_range(x, self.input_range))
         label_map = self.feature_conv(features)
         pooled = label_map.mean(dim=(2, 3))
         label_features = probabilities(self.classifier(pooled))
@@ -154,9 +172,11 @@ class GATClusterClusterer(nn.Module):
     scores_are_probabilities = True  # l is the label MLP's softmax output
 
     def __init__(self, image_size: int, n_clusters: int, width: int, attention_module: bool, alpha: float,
-                 attention: str):
+                 attention: str, input_range: str = "unit"):
         super().__init__()
-        self.network = GATClusterNetwork(image_size, n_clusters, width, attention_module, alpha, attention)
+        # input_range defaults to `unit` for checkpoints written before it was a key
+        self.network = GATClusterNetwork(image_size, n_clusters, width, attention_module, alpha, attention,
+                                         input_range)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         label_features, _, pooled = self.network(to_grey_input(x), with_attention=False)

@@ -70,6 +70,13 @@ class GATClusterConfig(BaselineSection):
     # grey), random affine (±10°, shifts 0.1, scale 0.8-1.2, shear ±10°).
     flip: bool | None = None
     jitter: float = Field(0.3, ge=0.0, le=1.0)
+    # The trunk's input range (model.to_trunk_range): `unit` = [0, 1], as the official code's
+    # `stl10_gray` feeds it; `symmetric` = [-1, 1], the pipeline's range. Neither paper nor code
+    # decides it for a trunk that zero-pads (16 and 32 px: black background in [0, 1], a
+    # mid-grey frame in [-1, 1]); on the unpadded 28 and 96 px trunks a first convolution with
+    # BatchNorm absorbs the affine change. Chosen by the method's own Eq. 3 loss on fresh seeds
+    # (benchmarks/digits_gatcluster_input_range/DECLARED.md).
+    input_range: Literal["unit", "symmetric"] = "unit"
 
     def resolved_big_batch(self, dataset: str, n_images: int) -> int:
         """M, never above the number of train images."""
