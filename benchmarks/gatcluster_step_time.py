@@ -40,7 +40,7 @@ def time_steps(size: int, dataset: str, precision: str, steps: int, warmup: int,
     the `float(loss)` after each Step-2 step does."""
     torch.manual_seed(0)
     big_batch = cfg.resolved_big_batch(dataset, 10**9)
-    clusterer = GATClusterClusterer(size, 10, cfg.width, cfg.am, cfg.alpha, cfg.attention)
+    clusterer = GATClusterClusterer(size, 10, cfg.width, cfg.am, cfg.alpha, cfg.attention, cfg.input_range)
     clusterer.to(device, memory_format=conv_memory_format(device, precision))
     network = clusterer.network
     optimizer = torch.optim.Adam(network.parameters(), lr=cfg.lr, fused=True)

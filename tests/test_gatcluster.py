@@ -11,6 +11,7 @@ import torch
 from baseline_helpers import assert_checkpoint_round_trip, assert_same_model, images, resumed_after_interruption
 from baseline_helpers import request as baseline_request
 from gccluster.baselines.common import ShuffledBatches, apply_model
+from gccluster.checkpoints import save_checkpoint
 from gccluster.baselines.gatcluster import method as gat
 from gccluster.baselines.gatcluster.losses import (
     EPS,
@@ -25,6 +26,7 @@ from gccluster.baselines.gatcluster.losses import (
     transformation_invariance_loss,
 )
 from gccluster.baselines.gatcluster.model import (
+    GATClusterClusterer,
     GATClusterNetwork,
     ImageFeatureModule,
     gaussian_attention_map,
@@ -224,26 +226,35 @@ def test_input_is_grey_in_unit_range_as_the_official_code():
     assert to_grey_input(torch.ones(1, 3, 16, 16)).sub(1).abs().max() < 1e-3
 
 
-def test_step_1_feeds_the_network_the_big_batch_as_it_is():
-    """Training keeps its images in [0, 1] and hands them to the trunk unchanged: a round trip
-    through the pipeline's [-1, 1] ((2x - 1 + 1) / 2 in float32) rounds some grey levels."""
+@pytest.mark.parametrize("input_range", ["unit", "symmetric"])
+def test_both_training_steps_feed_the_trunk_their_images_mapped_once(input_range):
+    """Training keeps its images in [0, 1] and the trunk sees them in `input_range`: as they
+    are (`unit`) or 2x - 1 (`symmetric`), mapped once, in Step 1's targets and in Step 2's
+    Adam steps alike. A round trip through the pipeline's [-1, 1] ((2x - 1 + 1) / 2 in
+    float32) would round some grey levels, and `unit` must see the exact bits."""
     levels = torch.arange(256, dtype=torch.float32) / 255.0  # every grey level of a uint8 image, once
     batch = torch.stack([levels[torch.randperm(256)].view(1, 16, 16) for _ in range(8)])
     assert not torch.equal(to_grey_input(batch * 2 - 1), batch)  # the round trip this guards against
-    net = GATClusterNetwork(16, 4, 4, True, 0.05, "code")
+    expected = batch if input_range == "unit" else batch * 2 - 1
+    cfg = GATClusterConfig(kmeans_n_init=1, target_chunk=3, input_range=input_range)
+    net = GATClusterNetwork(16, 4, 4, True, 0.05, "code", input_range)
     seen = []
     net.trunk.register_forward_pre_hook(lambda module, args: seen.append(args[0].clone()))
-    gat._targets(net, batch, GATClusterConfig(kmeans_n_init=1, target_chunk=3), 4, torch.device("cpu"), "fp32",
-                 torch.Generator().manual_seed(0))
-    assert torch.equal(torch.cat(seen), batch)
+    targets = gat._targets(net, batch, cfg, 4, torch.device("cpu"), "fp32", torch.Generator().manual_seed(0))
+    assert torch.equal(torch.cat(seen), expected)
+    seen.clear()
+    rows = torch.tensor([5, 1, 6])
+    net.train()
+    gat._step(lambda x: net(x)[:2], torch.optim.Adam(net.parameters()), batch, targets, rows, cfg, cfg.weights(),
+              torch.device("cpu"), "fp32")
+    assert torch.equal(torch.cat(seen), expected[rows])
     assert torch.equal(to_grey_unit(batch), batch)  # grey images: as they are
 
 
-def test_symmetric_input_range_feeds_the_trunk_2x_minus_1_in_training_and_read_out():
+def test_symmetric_input_range_is_saved_and_the_read_out_feeds_the_trunk_2x_minus_1():
     batch = torch.rand(6, 1, 16, 16)
     assert torch.equal(to_trunk_range(batch, "unit"), batch)
     assert torch.allclose(to_trunk_range(batch, "symmetric"), batch * 2 - 1)
-    assert to_trunk_range(torch.zeros(1, 1, 2, 2), "symmetric").eq(-1).all()  # black stays the minimum
     result = gat.train(request(GATClusterConfig(**{**TINY, "input_range": "symmetric"})))
     assert result.arch["input_range"] == "symmetric" and result.model.network.input_range == "symmetric"
     seen = []
@@ -254,11 +265,30 @@ def test_symmetric_input_range_feeds_the_trunk_2x_minus_1_in_training_and_read_o
     assert torch.allclose(torch.cat(seen), unit * 2 - 1, atol=1e-6)  # the read-out sees [-1, 1] too
 
 
-def test_an_unknown_input_range_is_refused_in_one_line():
+def test_an_unknown_input_range_is_refused_in_one_line(tmp_path):
     with pytest.raises(ValueError, match="input_range must be one of"):
         GATClusterNetwork(16, 4, 4, True, 0.05, "code", "imagenet")
-    with pytest.raises(ValueError, match="input_range"):
-        GATClusterConfig(input_range="imagenet")
+    with pytest.raises(UserError, match="input_range") as err:
+        validate_params({"baselines": {"gatcluster": {"input_range": "imagenet"}}})
+    assert "\n" not in str(err.value)
+    model = GATClusterClusterer(16, 4, 4, True, 0.05, "code", "unit")
+    save_checkpoint(tmp_path / "model.pt", gat.CHECKPOINT_KIND, model, {**arch_before_input_range(),
+                                                                        "input_range": "imagenet"})
+    with pytest.raises(UserError, match="cannot rebuild the GATCluster model") as err:
+        gat.load(tmp_path / "model.pt")
+    assert "\n" not in str(err.value)
+
+
+def test_a_checkpoint_saved_before_input_range_was_a_key_loads_as_unit(tmp_path):
+    model = GATClusterClusterer(16, 4, 4, True, 0.05, "code", "unit")
+    save_checkpoint(tmp_path / "model.pt", gat.CHECKPOINT_KIND, model, arch_before_input_range())
+    assert gat.load(tmp_path / "model.pt").network.input_range == "unit"
+
+
+def arch_before_input_range() -> dict:
+    """A 16 px arch as checkpoints wrote it before `input_range` existed."""
+    return {"image_size": 16, "n_clusters": 4, "width": 4, "attention_module": True, "alpha": 0.05,
+            "attention": "code"}
 
 
 def test_views_flip_clothing_but_not_digits():

@@ -150,12 +150,11 @@ class GATClusterNetwork(nn.Module):
 
 def to_grey_unit(x: torch.Tensor) -> torch.Tensor:
     """The network's input from images in [0, 1] (grey or RGB): grey images in [0, 1], as the
-    official code feeds them (`stl10_gray`: ToTensor, no normalisation). Grayscale for every
-    dataset (the paper: colour cues mislead early training): RGB is made grey with ITU-R 601
-    weights. Training draws its views in [0, 1] and calls this directly (no round trip
-    through [-1, 1]). In [0, 1] the zero padding of the 16 and 32 px trunks is black, the
-    background of digits and clothing, where in [-1, 1] it framed every image in mid-grey (the
-    28 and 96 px trunks do not pad)."""
+    official code's `stl10_gray` makes them (ToTensor). Grayscale for every dataset (the
+    paper: colour cues mislead early training): RGB is made grey with ITU-R 601 weights.
+    Training draws its views in [0, 1] and calls this directly (no round trip through
+    [-1, 1]); the network then hands its trunk the range `input_range` names
+    (`to_trunk_range`)."""
     return rgb_to_grayscale(x) if x.shape[1] == 3 else x
 
 
@@ -174,7 +173,9 @@ class GATClusterClusterer(nn.Module):
     def __init__(self, image_size: int, n_clusters: int, width: int, attention_module: bool, alpha: float,
                  attention: str, input_range: str = "unit"):
         super().__init__()
-        # input_range defaults to `unit` for checkpoints written before it was a key
+        # `unit` here (not the config's default) rebuilds checkpoints written before
+        # input_range was a key as those of e69354d on were trained, in [0, 1]; older ones
+        # (trained in [-1, 1]) need `symmetric`, which their arch cannot say: retrain them
         self.network = GATClusterNetwork(image_size, n_clusters, width, attention_module, alpha, attention,
                                          input_range)
 
