@@ -11,7 +11,6 @@ import torch
 from baseline_helpers import assert_checkpoint_round_trip, assert_same_model, images, resumed_after_interruption
 from baseline_helpers import request as baseline_request
 from gccluster.baselines.common import ShuffledBatches, apply_model
-from gccluster.checkpoints import save_checkpoint
 from gccluster.baselines.gatcluster import method as gat
 from gccluster.baselines.gatcluster.losses import (
     EPS,
@@ -36,6 +35,7 @@ from gccluster.baselines.gatcluster.model import (
     to_trunk_range,
 )
 from gccluster.baselines.gatcluster.params import GATClusterConfig
+from gccluster.checkpoints import save_checkpoint
 from gccluster.config import Params, validate_params
 from gccluster.errors import NonFiniteLossError, UserError
 
