@@ -30,7 +30,6 @@ from gccluster.baselines.gatcluster.model import (
     ImageFeatureModule,
     gaussian_attention_map,
     map_coordinates,
-    to_grey_input,
     to_grey_unit,
     to_trunk_range,
 )
@@ -38,6 +37,7 @@ from gccluster.baselines.gatcluster.params import GATClusterConfig
 from gccluster.checkpoints import save_checkpoint
 from gccluster.config import Params, validate_params
 from gccluster.errors import NonFiniteLossError, UserError
+from gccluster.runtime import images_to_tensor, to_model_input
 
 L = torch.tensor([[0.5, 0.5], [1.0, 0.0]])  # z = (1.5, 0.5)
 
@@ -214,16 +214,25 @@ def test_saturated_heads_stay_below_one_and_keep_a_bounded_gradient_under_bf16()
     assert torch.isfinite(gradient).all() and gradient.norm() < 1.0
 
 
-def test_input_is_grey_in_unit_range_as_the_official_code():
-    x = torch.rand(2, 3, 16, 16) * 2 - 1  # the pipeline's [-1, 1]
-    grey = to_grey_input(x)
+@pytest.mark.parametrize("input_range", ["unit", "symmetric"])
+def test_the_read_out_hands_the_trunk_grey_images_in_its_range(input_range):
+    """The read-out takes the pipeline's [-1, 1] images (grey or RGB) to the trunk's range:
+    ITU-R 601 grey, in [0, 1] for `unit` (the official code's) and left in [-1, 1] for
+    `symmetric`, where a grey image reaches the trunk bit for bit (no round trip)."""
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    model = GATClusterClusterer(16, 4, 4, True, 0.05, "code", input_range)
+    luma = 0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]  # in [-1, 1]: the weights sum to 1
+    expected = luma if input_range == "symmetric" else (luma + 1) / 2
+    grey = model.trunk_input(x)
     assert grey.shape == (2, 1, 16, 16)
-    expected = 0.299 * (x[:, 0] + 1) / 2 + 0.587 * (x[:, 1] + 1) / 2 + 0.114 * (x[:, 2] + 1) / 2
     assert torch.allclose(grey[:, 0], expected, atol=1e-3)
-    assert torch.allclose(to_grey_input(x[:, :1]), (x[:, :1] + 1) / 2)
-    # A black image is all zeros, the value the trunks' zero padding adds: no frame.
-    assert to_grey_input(-torch.ones(1, 1, 16, 16)).abs().max() == 0
-    assert to_grey_input(torch.ones(1, 3, 16, 16)).sub(1).abs().max() < 1e-3
+    if input_range == "symmetric":
+        assert torch.equal(model.trunk_input(x[:, :1]), x[:, :1])
+    else:
+        assert torch.allclose(model.trunk_input(x[:, :1]), (x[:, :1] + 1) / 2)
+        # A black image is all zeros, the value the trunks' zero padding adds: no frame.
+        assert model.trunk_input(-torch.ones(1, 1, 16, 16)).abs().max() == 0
+    assert model.trunk_input(torch.ones(1, 3, 16, 16)).sub(1).abs().max() < 1e-3
 
 
 @pytest.mark.parametrize("input_range", ["unit", "symmetric"])
@@ -234,7 +243,7 @@ def test_both_training_steps_feed_the_trunk_their_images_mapped_once(input_range
     float32) would round some grey levels, and `unit` must see the exact bits."""
     levels = torch.arange(256, dtype=torch.float32) / 255.0  # every grey level of a uint8 image, once
     batch = torch.stack([levels[torch.randperm(256)].view(1, 16, 16) for _ in range(8)])
-    assert not torch.equal(to_grey_input(batch * 2 - 1), batch)  # the round trip this guards against
+    assert not torch.equal((batch * 2 - 1 + 1) / 2, batch)  # the round trip this guards against
     expected = batch if input_range == "unit" else batch * 2 - 1
     cfg = GATClusterConfig(kmeans_n_init=1, target_chunk=3, input_range=input_range)
     net = GATClusterNetwork(16, 4, 4, True, 0.05, "code", input_range)
@@ -261,8 +270,8 @@ def test_symmetric_input_range_is_saved_and_the_read_out_feeds_the_trunk_2x_minu
     result.model.network.trunk.register_forward_pre_hook(lambda module, args: seen.append(args[0].clone()))
     pictures = images(count=4, seed=2)
     apply_model(result.model, pictures, torch.device("cpu"), precision="fp32")
-    unit = torch.as_tensor(pictures).permute(0, 3, 1, 2).float() / 255.0
-    assert torch.allclose(torch.cat(seen), unit * 2 - 1, atol=1e-6)  # the read-out sees [-1, 1] too
+    # the read-out sees the pipeline's [-1, 1] images as they are
+    assert torch.equal(torch.cat(seen), to_model_input(images_to_tensor(pictures, torch.device("cpu"))))
 
 
 def test_an_unknown_input_range_is_refused_in_one_line(tmp_path):

@@ -95,3 +95,13 @@ def test_features_follow_the_runs_precision(native_bf16):
     np.testing.assert_allclose(rounded, exact, atol=0.05)
     auto = extract_features(model, images, CPU, precision="auto")
     np.testing.assert_array_equal(auto, rounded if native_bf16 else exact)
+
+
+@pytest.mark.parametrize("lscpu, expected", [
+    ("Vendor ID:  AuthenticAMD\nModel name:   AMD EPYC\nCPU family:   25\nModel:   17\nStepping:  1\n",
+     "AMD EPYC (family 25, model 17)"),  # Zen 4
+    ("Model name:   AMD EPYC\nCPU family:   23\nModel:   1\n", "AMD EPYC (family 23, model 1)"),  # Zen 1
+    ("Model name:   Some CPU\n", "Some CPU"),
+])
+def test_cpu_name_tells_generations_that_share_a_model_name(lscpu, expected):
+    assert machine.cpu_name(lscpu) == expected

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 
 PACKAGE = "gccluster"
@@ -44,9 +45,11 @@ def module_file(name: str, source_root: Path) -> Path | None:
     return None
 
 
-def import_closure(entry: Path, source_root: Path | None = None) -> list[Path]:
+def import_closure(entry: Path, source_root: Path | None = None,
+                   skip: Callable[[Path, str], bool] | None = None) -> list[Path]:
     """`entry` and every `gccluster` file it imports, directly or not, with the `__init__.py`
-    of each package on the way (importing a.b.c runs a/__init__ and a/b/__init__), sorted."""
+    of each package on the way (importing a.b.c runs a/__init__ and a/b/__init__), sorted.
+    `skip(file, name)` True leaves out the import of `name` by `file` (stagedeps cuts one kind)."""
     source_root = source_root or default_source_root()
     seen: set[Path] = set()
     pending = [Path(entry)]
@@ -56,6 +59,8 @@ def import_closure(entry: Path, source_root: Path | None = None) -> list[Path]:
             continue
         seen.add(path)
         for name in imported_names(path):
+            if skip is not None and skip(path, name):
+                continue
             parts = name.split(".")
             for depth in range(1, len(parts) + 1):
                 found = module_file(".".join(parts[:depth]), source_root)

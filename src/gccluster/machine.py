@@ -8,13 +8,23 @@ import platform
 import subprocess
 
 
-def cpu_name() -> str:
-    """lscpu's "Model name", or the platform's processor string where lscpu is missing."""
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        return next(line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name"))
-    except (OSError, StopIteration):
+def cpu_name(lscpu_text: str | None = None) -> str:
+    """lscpu's "Model name" with its "CPU family" and "Model" numbers, e.g. "AMD EPYC (family
+    25, model 17)": virtual machines often report a bare "AMD EPYC" for both a Zen 1 (family
+    23, AVX2 only) and a Zen 4 (family 25, AVX512-BF16), whose timings and bf16 results
+    differ. The platform's processor string where lscpu is missing."""
+    if lscpu_text is None:
+        try:
+            lscpu_text = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        except OSError:
+            return platform.processor()
+    fields = {key.strip(): value.strip() for key, _, value in
+              (line.partition(":") for line in lscpu_text.splitlines()) if value.strip()}
+    if "Model name" not in fields:
         return platform.processor()
+    numbers = [f"{label} {fields[key]}" for key, label in (("CPU family", "family"), ("Model", "model"))
+               if key in fields]
+    return f"{fields['Model name']} ({', '.join(numbers)})" if numbers else fields["Model name"]
 
 
 # Linux /proc/cpuinfo flags of the bf16 dot-product units oneDNN uses: AMX tiles (Intel

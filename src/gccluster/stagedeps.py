@@ -29,7 +29,7 @@ from pathlib import Path
 
 import yaml
 
-from gccluster.codedeps import import_closure, imported_names, module_file
+from gccluster.codedeps import import_closure
 
 BASELINES = "src/gccluster/baselines/"
 # Stages that run the baselines' code, not only the validation of their params section.
@@ -45,29 +45,15 @@ def closure(path: str, root: Path) -> set[str]:
 
 def closure_past_validation(path: str, root: Path) -> set[str]:
     """`closure`, except the methods' packages that only the params aggregator imports (for
-    config.py's validation of every `baselines.<name>` section).
-
-    `codedeps.import_closure`'s walk with that one kind of edge cut; not a parameter of it,
-    because codedeps.py is a dep of every stage (an edit there reruns the whole pipeline):
-    fold the two together with the next change that reruns everything anyway."""
-    source_root, aggregator = root / "src", root / PARAMS_AGGREGATOR
+    config.py's validation of every `baselines.<name>` section)."""
+    aggregator = root / PARAMS_AGGREGATOR
     methods = {folder.rstrip("/").rsplit("/", 1)[1] for folder in method_folders(root)}
-    seen: set[Path] = set()
-    pending = [root / path]
-    while pending:
-        file = pending.pop()
-        if file in seen:
-            continue
-        seen.add(file)
-        for name in imported_names(file):
-            parts = name.split(".")
-            if file == aggregator and len(parts) > 2 and parts[:2] == ["gccluster", "baselines"] and parts[2] in methods:
-                continue
-            for depth in range(1, len(parts) + 1):
-                found = module_file(".".join(parts[:depth]), source_root)
-                if found is not None and found not in seen:
-                    pending.append(found)
-    return {p.relative_to(root).as_posix() for p in seen}
+
+    def validation_only(file: Path, name: str) -> bool:
+        parts = name.split(".")
+        return file == aggregator and len(parts) > 2 and parts[:2] == ["gccluster", "baselines"] and parts[2] in methods
+
+    return {p.relative_to(root).as_posix() for p in import_closure(root / path, root / "src", validation_only)}
 
 
 def method_folders(root: Path) -> list[str]:

@@ -4,9 +4,12 @@ module and a Gaussian attention module."""
 
 from __future__ import annotations
 
+from typing import get_args
+
 import torch
 from torch import nn
 
+from gccluster.baselines.gatcluster.params import InputRange
 from gccluster.data.augment import rgb_to_grayscale
 
 MAP_SIZE = 6  # the attention map's side (the paper's best, Table 4)
@@ -93,7 +96,13 @@ def gaussian_attention_map(theta: torch.Tensor, alpha: float, reading: str, size
     return torch.exp(-squared / denominator[:, None]).view(-1, size, size)
 
 
-INPUT_RANGES = ("unit", "symmetric")
+INPUT_RANGES: tuple[str, ...] = get_args(InputRange)
+
+
+def check_input_range(input_range: str) -> None:
+    """One line naming the allowed ranges, for a params value or a checkpoint's arch."""
+    if input_range not in INPUT_RANGES:
+        raise ValueError(f"input_range must be one of {INPUT_RANGES}, got {input_range!r}")
 
 
 def to_trunk_range(x: torch.Tensor, input_range: str) -> torch.Tensor:
@@ -101,11 +110,8 @@ def to_trunk_range(x: torch.Tensor, input_range: str) -> torch.Tensor:
     official code's ToTensor, no normalisation), `symmetric` maps them to [-1, 1] (2x - 1, the
     pipeline's own range). The two differ where a trunk zero-pads (the 16 and 32 px trunks):
     in [0, 1] the padding is black, the background; in [-1, 1] a mid-grey frame around it."""
-    if input_range == "unit":
-        return x
-    if input_range == "symmetric":
-        return x * 2 - 1
-    raise ValueError(f"input_range must be one of {INPUT_RANGES}, got {input_range!r}")
+    check_input_range(input_range)
+    return x if input_range == "unit" else x * 2 - 1
 
 
 class GATClusterNetwork(nn.Module):
@@ -121,8 +127,7 @@ class GATClusterNetwork(nn.Module):
     def __init__(self, image_size: int, n_clusters: int, width: int, attention_module: bool, alpha: float,
                  attention: str, input_range: str = "unit"):
         super().__init__()
-        if input_range not in INPUT_RANGES:
-            raise ValueError(f"input_range must be one of {INPUT_RANGES}, got {input_range!r}")
+        check_input_range(input_range)
         self.alpha, self.attention, self.input_range = alpha, attention, input_range
         self.trunk = ImageFeatureModule(image_size, n_clusters, width)
         self.feature_conv = nn.Sequential(*conv_bn_relu(n_clusters, n_clusters, 1, 0, relu=False))
@@ -134,7 +139,11 @@ class GATClusterNetwork(nn.Module):
             self.att_classifier = label_mlp(n_clusters)
 
     def forward(self, x: torch.Tensor, with_attention: bool = True):
-        features = self.trunk(to_trunk_range(x, self.input_range))
+        return self.from_trunk_input(to_trunk_range(x, self.input_range), with_attention)
+
+    def from_trunk_input(self, x: torch.Tensor, with_attention: bool = True):
+        """`forward` for images already in the trunk's range (the read-out's)."""
+        features = self.trunk(x)
         label_map = self.feature_conv(features)
         pooled = label_map.mean(dim=(2, 3))
         label_features = probabilities(self.classifier(pooled))
@@ -154,13 +163,8 @@ def to_grey_unit(x: torch.Tensor) -> torch.Tensor:
     paper: colour cues mislead early training): RGB is made grey with ITU-R 601 weights.
     Training draws its views in [0, 1] and calls this directly (no round trip through
     [-1, 1]); the network then hands its trunk the range `input_range` names
-    (`to_trunk_range`)."""
+    (`to_trunk_range`). The read-out's images, in [-1, 1], take `GATClusterClusterer.trunk_input`."""
     return rgb_to_grayscale(x) if x.shape[1] == 3 else x
-
-
-def to_grey_input(x: torch.Tensor) -> torch.Tensor:
-    """`to_grey_unit` for the pipeline's images in [-1, 1] (the read-out's input)."""
-    return to_grey_unit((x + 1) / 2)
 
 
 class GATClusterClusterer(nn.Module):
@@ -180,5 +184,12 @@ class GATClusterClusterer(nn.Module):
                                          input_range)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        label_features, _, pooled = self.network(to_grey_input(x), with_attention=False)
+        label_features, _, pooled = self.network.from_trunk_input(self.trunk_input(x), with_attention=False)
         return label_features, pooled
+
+    def trunk_input(self, x: torch.Tensor) -> torch.Tensor:
+        """The pipeline's images in [-1, 1] (grey or RGB) in the trunk's range, without a
+        round trip: `symmetric` takes their grey as it is (ITU-R 601's weights sum to 1, so
+        the grey of 2x - 1 is 2 grey(x) - 1), `unit` maps it to [0, 1]."""
+        grey = rgb_to_grayscale(x) if x.shape[1] == 3 else x
+        return grey if self.network.input_range == "symmetric" else (grey + 1) / 2

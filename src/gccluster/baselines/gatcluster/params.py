@@ -18,6 +18,8 @@ SUPPORTED_SIZES = (16, 28, 32, 96)
 
 # (α1 L_T, α2 L_E, α3 L_A) of Eq. 3; L_R's weight is 1 in both.
 LOSS_WEIGHTS = {"code": (5.0, 3.0, 5.0), "paper": (5.0, 5.0, 3.0)}
+# The trunk's input ranges (model.to_trunk_range), one list for params and checkpoints.
+InputRange = Literal["unit", "symmetric"]
 
 
 class GATClusterConfig(BaselineSection):
@@ -78,7 +80,7 @@ class GATClusterConfig(BaselineSection):
     # BatchNorm absorbs the affine change. `symmetric` by the declared label-free rule (the
     # method's own Eq. 3 loss, lower in all three fresh seeds 3-5 on digits;
     # benchmarks/digits_gatcluster_input_range/DECLARED.md).
-    input_range: Literal["unit", "symmetric"] = "symmetric"
+    input_range: InputRange = "symmetric"
 
     def resolved_big_batch(self, dataset: str, n_images: int) -> int:
         """M, never above the number of train images."""
