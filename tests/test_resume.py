@@ -123,6 +123,10 @@ def test_code_fingerprint_follows_imported_modules(tmp_path):
         "src/gccluster/__init__.py", "src/gccluster/helpers.py", "src/gccluster/train/__init__.py",
         "src/gccluster/train/loop.py", "stage.py",
     ]
+    # an import that `skip` names is cut (stagedeps cuts the params aggregator's, one kind)
+    cut = import_closure(stage, source, skip=lambda file, name: file.name == "loop.py" and name.endswith("helpers"))
+    assert "src/gccluster/helpers.py" not in [p.relative_to(tmp_path).as_posix() for p in cut]
+    assert len(cut) == len(closure) - 1
     before = code_digest(closure, source)
     (package / "unused.py").write_text("Y = 2\n")
     assert code_digest(import_closure(stage, source), source) == before
