@@ -22,7 +22,7 @@ import torch
 import typer
 
 from gccluster.baselines.gatcluster import method as gat
-from gccluster.baselines.gatcluster.model import GATClusterClusterer, to_grey_unit
+from gccluster.baselines.gatcluster.model import GATClusterClusterer, to_grey
 from gccluster.baselines.gatcluster.params import GATClusterConfig
 from gccluster.machine import cpu_name
 from gccluster.runtime import conv_memory_format
@@ -53,7 +53,7 @@ def time_steps(size: int, dataset: str, precision: str, steps: int, warmup: int,
         targets = gat._targets(network, batch, cfg, 10, device, precision, generator)
         middle = time.perf_counter()
         with torch.no_grad():
-            views = to_grey_unit(augment(batch))
+            views = to_grey(augment(batch))
         if i >= warmup:
             target_times.append(middle - start)
             view_times.append(time.perf_counter() - middle)

@@ -30,7 +30,7 @@ from gccluster.baselines.gatcluster.model import (
     ImageFeatureModule,
     gaussian_attention_map,
     map_coordinates,
-    to_grey_unit,
+    to_grey,
     to_trunk_range,
 )
 from gccluster.baselines.gatcluster.params import GATClusterConfig
@@ -257,21 +257,26 @@ def test_both_training_steps_feed_the_trunk_their_images_mapped_once(input_range
     gat._step(lambda x: net(x)[:2], torch.optim.Adam(net.parameters()), batch, targets, rows, cfg, cfg.weights(),
               torch.device("cpu"), "fp32")
     assert torch.equal(torch.cat(seen), expected[rows])
-    assert torch.equal(to_grey_unit(batch), batch)  # grey images: as they are
+    assert torch.equal(to_grey(batch), batch)  # grey images: as they are
 
 
-def test_symmetric_input_range_is_saved_and_the_read_out_feeds_the_trunk_2x_minus_1():
+@pytest.mark.parametrize("input_range", ["unit", "symmetric"])
+def test_the_input_range_is_saved_and_the_read_out_feeds_the_trunk_in_it(input_range):
     batch = torch.rand(6, 1, 16, 16)
     assert torch.equal(to_trunk_range(batch, "unit"), batch)
     assert torch.allclose(to_trunk_range(batch, "symmetric"), batch * 2 - 1)
-    result = gat.train(request(GATClusterConfig(**{**TINY, "input_range": "symmetric"})))
-    assert result.arch["input_range"] == "symmetric" and result.model.network.input_range == "symmetric"
+    result = gat.train(request(GATClusterConfig(**{**TINY, "input_range": input_range})))
+    assert result.arch["input_range"] == input_range and result.model.network.input_range == input_range
     seen = []
     result.model.network.trunk.register_forward_pre_hook(lambda module, args: seen.append(args[0].clone()))
     pictures = images(count=4, seed=2)
     apply_model(result.model, pictures, torch.device("cpu"), precision="fp32")
-    # the read-out sees the pipeline's [-1, 1] images as they are
-    assert torch.equal(torch.cat(seen), to_model_input(images_to_tensor(pictures, torch.device("cpu"))))
+    pipeline = to_model_input(images_to_tensor(pictures, torch.device("cpu")))  # [-1, 1]
+    if input_range == "symmetric":  # the pipeline's images as they are
+        assert torch.equal(torch.cat(seen), pipeline)
+    else:  # in [0, 1], as training's views: black is 0, the trunk's zero padding
+        assert torch.allclose(torch.cat(seen), (pipeline + 1) / 2, atol=1e-7)
+        assert torch.cat(seen).min() >= 0 and torch.cat(seen).max() <= 1
 
 
 def test_an_unknown_input_range_is_refused_in_one_line(tmp_path):

@@ -39,7 +39,7 @@ from gccluster.baselines.gatcluster.losses import (
     separability_loss,
     transformation_invariance_loss,
 )
-from gccluster.baselines.gatcluster.model import GATClusterClusterer, to_grey_unit
+from gccluster.baselines.gatcluster.model import GATClusterClusterer, to_grey
 from gccluster.baselines.gatcluster.params import GATClusterConfig
 from gccluster.distributed import data_parallel, from_main, gather, local_rows, require_rows_per_rank, shard, world
 from gccluster.errors import UserError
@@ -58,7 +58,7 @@ def augmented_views(cfg: GATClusterConfig, dataset: str, channels: int) -> nn.Mo
     """T(x) of Eq. 4 as the code's transforms, in their order: horizontal flip (not for
     digits), colour jitter (brightness and contrast `jitter`; hue 0.2 on colour images), random
     affine (±10°, shifts up to 0.1 of the side, scale 0.8-1.2, shear ±10°, black outside),
-    each applied to every image in [0, 1]; colour images are made grey afterwards (`to_grey_unit`)."""
+    each applied to every image in [0, 1]; colour images are made grey afterwards (`to_grey`)."""
     ops: list[nn.Module] = []
     if cfg.resolved_flip(dataset):
         ops.append(K.RandomHorizontalFlip())
@@ -109,7 +109,7 @@ def train(request: TrainRequest) -> TrainedBaseline:
         targets = _targets(network, batch, cfg, n_clusters, device, precision, generator)
         with torch.no_grad():
             same_views_on_every_rank(generator)
-            views = to_grey_unit(augment(batch))
+            views = to_grey(augment(batch))
         network.train()
         parts = {name: EpochLosses("baseline@gatcluster", iteration, HINT, check=name == "loss") for name in PARTS}
         per_pass = len(batch) // cfg.sub_batch
@@ -146,7 +146,7 @@ def _targets(network, batch: torch.Tensor, cfg: GATClusterConfig, n_clusters: in
     mine = local_rows(batch)
     for start in range(0, len(mine), cfg.target_chunk):
         with autocast(device, precision):
-            label_features, _, _ = network(to_grey_unit(mine[start : start + cfg.target_chunk]),
+            label_features, _, _ = network(to_grey(mine[start : start + cfg.target_chunk]),
                                            with_attention=False)
         chunks.append(label_features.float())
     # Under DDP every rank has the whole big batch's l; the targets come from the first rank's

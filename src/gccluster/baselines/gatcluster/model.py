@@ -97,10 +97,15 @@ def gaussian_attention_map(theta: torch.Tensor, alpha: float, reading: str, size
 
 
 INPUT_RANGES: tuple[str, ...] = get_args(InputRange)
+# Per input range: the trunk's input from grey images in [0, 1] (training's views) and from
+# grey images in [-1, 1] (the read-out's, the pipeline's range), each in one step.
+FROM_UNIT = {"unit": lambda x: x, "symmetric": lambda x: x * 2 - 1}
+FROM_SYMMETRIC = {"unit": lambda x: (x + 1) / 2, "symmetric": lambda x: x}
 
 
 def check_input_range(input_range: str) -> None:
-    """One line naming the allowed ranges, for a params value or a checkpoint's arch."""
+    """One line naming the allowed ranges, for a checkpoint's arch or a direct caller (params
+    are refused earlier, by their Literal)."""
     if input_range not in INPUT_RANGES:
         raise ValueError(f"input_range must be one of {INPUT_RANGES}, got {input_range!r}")
 
@@ -111,11 +116,11 @@ def to_trunk_range(x: torch.Tensor, input_range: str) -> torch.Tensor:
     pipeline's own range). The two differ where a trunk zero-pads (the 16 and 32 px trunks):
     in [0, 1] the padding is black, the background; in [-1, 1] a mid-grey frame around it."""
     check_input_range(input_range)
-    return x if input_range == "unit" else x * 2 - 1
+    return FROM_UNIT[input_range](x)
 
 
 class GATClusterNetwork(nn.Module):
-    """Grayscale images in [0, 1] (`to_grey_unit`) -> (l, l^a, g): the label features (B, K),
+    """Grayscale images in [0, 1] (`to_grey` of the views) -> (l, l^a, g): the label features (B, K),
     the attention label features (B, K; None without the attention module) and the pooled
     label-feature map g (B, K), the features the t-SNE shows.
 
@@ -157,13 +162,12 @@ class GATClusterNetwork(nn.Module):
         return label_features, probabilities(self.att_classifier(attended)), pooled
 
 
-def to_grey_unit(x: torch.Tensor) -> torch.Tensor:
-    """The network's input from images in [0, 1] (grey or RGB): grey images in [0, 1], as the
-    official code's `stl10_gray` makes them (ToTensor). Grayscale for every dataset (the
-    paper: colour cues mislead early training): RGB is made grey with ITU-R 601 weights.
-    Training draws its views in [0, 1] and calls this directly (no round trip through
-    [-1, 1]); the network then hands its trunk the range `input_range` names
-    (`to_trunk_range`). The read-out's images, in [-1, 1], take `GATClusterClusterer.trunk_input`."""
+def to_grey(x: torch.Tensor) -> torch.Tensor:
+    """Grey images in the range they come in, [0, 1] or [-1, 1] (ITU-R 601's weights sum to
+    1): grey as they are, RGB made grey, for every dataset (the paper: colour cues mislead
+    early training). Training draws its views in [0, 1], as the official code's `stl10_gray`
+    makes them (ToTensor), and the network hands its trunk the range `input_range` names
+    (`to_trunk_range`); the read-out's [-1, 1] images take `GATClusterClusterer.trunk_input`."""
     return rgb_to_grayscale(x) if x.shape[1] == 3 else x
 
 
@@ -191,5 +195,4 @@ class GATClusterClusterer(nn.Module):
         """The pipeline's images in [-1, 1] (grey or RGB) in the trunk's range, without a
         round trip: `symmetric` takes their grey as it is (ITU-R 601's weights sum to 1, so
         the grey of 2x - 1 is 2 grey(x) - 1), `unit` maps it to [0, 1]."""
-        grey = rgb_to_grayscale(x) if x.shape[1] == 3 else x
-        return grey if self.network.input_range == "symmetric" else (grey + 1) / 2
+        return FROM_SYMMETRIC[self.network.input_range](to_grey(x))
