@@ -12,6 +12,7 @@ from baseline_helpers import assert_checkpoint_round_trip, assert_same_model, im
 from baseline_helpers import request as baseline_request
 from gccluster.baselines.common import ShuffledBatches, apply_model
 from gccluster.baselines.gatcluster import method as gat
+from gccluster.baselines.gatcluster import model as model_module
 from gccluster.baselines.gatcluster.losses import (
     EPS,
     attention_loss,
@@ -277,6 +278,16 @@ def test_the_input_range_is_saved_and_the_read_out_feeds_the_trunk_in_it(input_r
     else:  # in [0, 1], as training's views: black is 0, the trunk's zero padding
         assert torch.allclose(torch.cat(seen), (pipeline + 1) / 2, atol=1e-7)
         assert torch.cat(seen).min() >= 0 and torch.cat(seen).max() <= 1
+
+
+def test_every_input_range_has_both_maps_and_they_agree():
+    """A range added to params' Literal needs its map from [0, 1] (training) and from [-1, 1]
+    (read-out), and the two must give the trunk the same image."""
+    assert set(model_module.FROM_UNIT) == set(model_module.FROM_SYMMETRIC) == set(model_module.INPUT_RANGES)
+    unit = torch.rand(3, 1, 16, 16)
+    for name in model_module.INPUT_RANGES:
+        assert torch.allclose(model_module.FROM_UNIT[name](unit), model_module.FROM_SYMMETRIC[name](unit * 2 - 1),
+                              atol=1e-6)
 
 
 def test_an_unknown_input_range_is_refused_in_one_line(tmp_path):
